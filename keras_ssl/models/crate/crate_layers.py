@@ -1,0 +1,196 @@
+import keras
+from keras import ops
+
+from keras_ssl.layers.attention import MultiHeadSelfAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class CRATEPatchEmbedding(keras.layers.Layer):
+    """CRATE's patch embedding: flatten, LayerNorm, Linear, LayerNorm.
+
+    Each patch is flattened in (row, column, channel) order, as the official
+    `Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)')` does, so official
+    checkpoints load without reordering. No convolution.
+
+    Args:
+        hidden_dim: int. Token width.
+        patch_size: int. Side of the square patches.
+        layer_norm_epsilon: float. PyTorch's default 1e-5.
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(self, hidden_dim, patch_size, layer_norm_epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.patch_size = patch_size
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, input_shape):
+        patch_dim = self.patch_size * self.patch_size * input_shape[-1]
+        policy = self.dtype_policy
+        self.patch_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="patch_norm"
+        )
+        self.projection = keras.layers.Dense(
+            self.hidden_dim,
+            kernel_initializer=_torch_linear_initializer(),
+            dtype=policy,
+            name="projection",
+        )
+        self.token_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="token_norm"
+        )
+        self.patch_norm.build((None, None, patch_dim))
+        self.projection.build((None, None, patch_dim))
+        self.token_norm.build((None, None, self.hidden_dim))
+
+    def call(self, images):
+        batch, height, width, channels = ops.shape(images)
+        size = self.patch_size
+        rows, cols = height // size, width // size
+        patches = ops.reshape(images, (batch, rows, size, cols, size, channels))
+        patches = ops.transpose(patches, (0, 1, 3, 2, 4, 5))
+        patches = ops.reshape(patches, (batch, rows * cols, size * size * channels))
+        return self.token_norm(self.projection(self.patch_norm(patches)))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        num_patches = None
+        if height is not None and width is not None:
+            num_patches = (height // self.patch_size) * (width // self.patch_size)
+        return (batch, num_patches, self.hidden_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "patch_size": self.patch_size,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class CRATEBlock(keras.layers.Layer):
+    """One CRATE layer: MSSA compression, then one ISTA sparsification step.
+
+    Yu et al. 2023, "White-Box Transformers via Sparse Rate Reduction".
+    With pre-norms: `h = x + MSSA(LN1(x))`, then, with `z = LN2(h)`,
+    `out = relu(z + eta * (z W - (z W^T) W) - eta * lambda)` — one proximal
+    gradient step towards a sparse code of `z` in the dictionary `W`
+    (`[dim, dim]`, stored as the official `weight`). There is no residual
+    around the ISTA step. MSSA uses one projection as query, key and value.
+
+    Call arguments beyond the tokens: `attention_multiplier` and
+    `return_attention`, as in `ViTBlock`.
+
+    Args:
+        num_heads: int. Subspaces (attention heads).
+        head_dim: int. Width of each subspace.
+        step_size: float. ISTA step size eta (0.1 in the paper).
+        sparsity: float. ISTA sparsity penalty lambda (0.1 in the paper).
+        attention_dropout: float. Dropout on attention probabilities.
+        layer_norm_epsilon: float. PyTorch's default 1e-5.
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        step_size=0.1,
+        sparsity=0.1,
+        attention_dropout=0.0,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.step_size = step_size
+        self.sparsity = sparsity
+        self.attention_dropout = attention_dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        policy = self.dtype_policy
+        self.norm1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm1"
+        )
+        self.attention = MultiHeadSelfAttention(
+            self.num_heads,
+            self.head_dim,
+            tied_qkv=True,
+            qkv_bias=False,
+            output_bias=True,
+            attention_dropout=self.attention_dropout,
+            kernel_initializer=_torch_linear_initializer(),
+            dtype=policy,
+            name="attention",
+        )
+        self.norm2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm2"
+        )
+        for layer in (self.norm1, self.attention, self.norm2):
+            layer.build(input_shape)
+        # Official init: kaiming_uniform_ with its defaults, U(+-sqrt(6/fan)).
+        self.dictionary = self.add_weight(
+            shape=(hidden_dim, hidden_dim),
+            initializer="he_uniform",
+            name="dictionary",
+        )
+
+    def call(
+        self,
+        tokens,
+        attention_multiplier=None,
+        return_attention=False,
+        training=None,
+    ):
+        attended = self.attention(
+            self.norm1(tokens),
+            attention_multiplier=attention_multiplier,
+            return_attention=return_attention,
+            training=training,
+        )
+        if return_attention:
+            attended, attention = attended
+        hidden = self.norm2(tokens + attended)
+        dictionary = ops.cast(self.dictionary, hidden.dtype)
+        # z W - (z W^T) W: the gradient of ||z - W^T-code||^2 at code z.
+        gradient = ops.matmul(hidden, dictionary) - ops.matmul(
+            ops.matmul(hidden, ops.transpose(dictionary)), dictionary
+        )
+        outputs = ops.relu(
+            hidden + self.step_size * gradient - self.step_size * self.sparsity
+        )
+        if return_attention:
+            return outputs, attention
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "step_size": self.step_size,
+                "sparsity": self.sparsity,
+                "attention_dropout": self.attention_dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+
+def _torch_linear_initializer():
+    # nn.Linear's default, U(+-1/sqrt(fan_in)), which the CRATE recipes use.
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
+    )

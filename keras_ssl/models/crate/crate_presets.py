@@ -1,0 +1,3 @@
+"""CRATE presets trained or converted for keras_ssl (none published yet)."""
+
+backbone_presets = {}

@@ -1,0 +1,23 @@
+# torchvision (imported by timm) segfaults when it is imported after
+# TensorFlow in one process (torch 2.14.1 + torchvision 0.29.1 + TF 2.21 on
+# Linux); importing it first avoids the crash. The reference libraries are
+# optional test dependencies, hence the guard.
+try:
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+except ImportError:
+    pass
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def to_numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
