@@ -18,6 +18,7 @@ from keras_ssl.models import ViTImageConverter
 from keras_ssl.models.crate.crate_checkpoint import load_crate_state_dict
 from keras_ssl.models.vit.vit_checkpoint import load_timm_vit_state_dict
 from tests.conftest import to_numpy
+from tests.torch_references import ReferenceCRATE
 
 pytestmark = pytest.mark.multibackend
 
@@ -213,80 +214,7 @@ def test_mixed_precision_forward(family):
     )
 
 
-# --- CRATE against a PyTorch reference written from the official code ---
-
-
-class ReferenceAttention(nn.Module):
-    def __init__(self, dim, heads, dim_head):
-        super().__init__()
-        self.heads, self.scale = heads, dim_head**-0.5
-        self.qkv = nn.Linear(dim, heads * dim_head, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim))
-
-    def forward(self, x):
-        b, n, _ = x.shape
-        w = self.qkv(x).reshape(b, n, self.heads, -1).transpose(1, 2)
-        attn = torch.softmax(w @ w.transpose(-1, -2) * self.scale, dim=-1)
-        out = (attn @ w).transpose(1, 2).reshape(b, n, -1)
-        return self.to_out(out)
-
-
-class ReferenceISTA(nn.Module):
-    def __init__(self, dim, step_size=0.1, lambd=0.1):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(dim, dim) / dim**0.5)
-        self.step_size, self.lambd = step_size, lambd
-
-    def forward(self, x):
-        x1 = nn.functional.linear(x, self.weight)
-        grad_1 = nn.functional.linear(x1, self.weight.t())
-        grad_2 = nn.functional.linear(x, self.weight.t())
-        update = self.step_size * (grad_2 - grad_1) - self.step_size * self.lambd
-        return nn.functional.relu(x + update)
-
-
-class PreNorm(nn.Module):
-    def __init__(self, dim, fn):
-        super().__init__()
-        self.norm, self.fn = nn.LayerNorm(dim), fn
-
-    def forward(self, x):
-        return self.fn(self.norm(x))
-
-
-class ReferenceCRATE(nn.Module):
-    def __init__(self, image_size, patch, dim, depth, heads, dim_head, classes):
-        super().__init__()
-        self.patch = patch
-        patch_dim = 3 * patch * patch
-        num_patches = (image_size // patch) ** 2
-        self.to_patch_embedding = nn.Sequential(
-            nn.Identity(), nn.LayerNorm(patch_dim), nn.Linear(patch_dim, dim),
-            nn.LayerNorm(dim),
-        )
-        self.pos_embedding = nn.Parameter(torch.randn(1, num_patches + 1, dim))
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        self.transformer = nn.Module()
-        self.transformer.layers = nn.ModuleList(
-            nn.ModuleList([
-                PreNorm(dim, ReferenceAttention(dim, heads, dim_head)),
-                PreNorm(dim, ReferenceISTA(dim)),
-            ])
-            for _ in range(depth)
-        )
-        self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, classes))
-
-    def forward(self, img):  # img: [B, C, H, W]
-        b, c, h, w = img.shape
-        p = self.patch
-        x = img.reshape(b, c, h // p, p, w // p, p)
-        x = x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), -1)
-        x = self.to_patch_embedding(x)
-        x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
-        x = x + self.pos_embedding
-        for attn, ff in self.transformer.layers:
-            x = ff(attn(x) + x)
-        return self.mlp_head(x[:, 0])
+# --- Exactness against PyTorch references ---
 
 
 def _randomise_norms(module):
