@@ -1,0 +1,1 @@
+from keras_ssl.methods.supervised import Supervised

@@ -1,0 +1,300 @@
+"""The `keras-ssl` command: train, evaluate and list presets."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ARCHITECTURES = (
+    "vit_tiny", "vit_small", "vit_base", "vit_large",
+    "crate_tiny", "crate_small", "crate_base", "crate_large",
+    "resnet8", "resnet20", "resnet32", "resnet56", "resnet110", "resnet164",
+    "resnet18", "resnet34", "resnet50", "resnet101",
+)
+CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
+
+
+def build_backbone(architecture, image_size=32, patch_size=4, num_layers=None):
+    """A randomly initialised backbone from a short architecture name.
+
+    Args:
+        architecture: one of `ARCHITECTURES`: `vit_<size>`, `crate_<size>`,
+            `resnet<depth>` (CIFAR style for 8..164, ImageNet style for 18,
+            34, 50, 101).
+        image_size: int. Square input side (transformers need it fixed).
+        patch_size: int. Transformer patch side.
+        num_layers: int or None. Overrides the transformer depth.
+    """
+    from keras_ssl import models
+
+    if architecture not in ARCHITECTURES:
+        import difflib
+
+        close = difflib.get_close_matches(architecture, ARCHITECTURES, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown architecture '{architecture}'.{hint} Choose one of "
+            f"{', '.join(ARCHITECTURES)}."
+        )
+    family, _, size = architecture.partition("_")
+    if family in ("vit", "crate"):
+        backbone_cls = models.ViTBackbone if family == "vit" else models.CRATEBackbone
+        overrides = {} if num_layers is None else {"num_layers": num_layers}
+        return backbone_cls.from_size(
+            size, image_shape=(image_size, image_size, 3),
+            patch_size=patch_size, **overrides,
+        )
+    depth = int(architecture.removeprefix("resnet"))
+    image_shape = (image_size, image_size, 3)
+    if depth in CIFAR_RESNET_DEPTHS:
+        return models.ResNetBackbone.cifar(depth=depth, image_shape=image_shape)
+    return models.ResNetBackbone.imagenet(depth=depth, image_shape=image_shape)
+
+
+def _load_split(args, split, training):
+    from keras_ssl.data import load_dataset
+
+    return load_dataset(
+        args.dataset,
+        split=split,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        augment=args.augment if training else False,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        with_info=True,
+    )
+
+
+def _evaluation_split(args):
+    """The held-out split to report: test if the data has one."""
+    for split in (args.eval_split, "test", "validation"):
+        if split is None:
+            continue
+        try:
+            return split, _load_split(args, split, training=False)
+        except ValueError as error:
+            if split == args.eval_split:
+                raise
+            last_error = error
+    raise ValueError(
+        f"'{args.dataset}' has no test or validation split ({last_error}). "
+        "Pass --validation-fraction to hold out part of the training images."
+    )
+
+
+def train(args):
+    """`keras-ssl train`: supervised training with resumable checkpoints."""
+    import keras
+    import keras_hub
+
+    from keras_ssl.hub import resolve_preset
+    from keras_ssl.methods import Supervised
+
+    keras.utils.set_random_seed(args.seed)
+    train_data, info = _load_split(args, "train", training=True)
+    eval_split, (eval_data, _) = _evaluation_split(args)
+    if info.num_classes is None:
+        raise ValueError(
+            f"The number of classes of '{args.dataset}' is unknown; "
+            "pass --num-classes."
+        )
+    num_classes = args.num_classes or info.num_classes
+
+    if args.preset:
+        overrides = {}
+        if args.image_size:
+            overrides["image_shape"] = (args.image_size, args.image_size, 3)
+        backbone = keras_hub.models.Backbone.from_preset(
+            resolve_preset(args.preset), **overrides
+        )
+    else:
+        backbone = build_backbone(
+            args.backbone, args.image_size or 32, args.patch_size, args.num_layers
+        )
+    model = Supervised(backbone, num_classes)
+    steps_per_epoch = -(-info.num_examples // args.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if args.warmup_epochs else args.learning_rate,
+        decay_steps=max(1, (args.epochs - args.warmup_epochs) * steps_per_epoch),
+        warmup_target=args.learning_rate if args.warmup_epochs else None,
+        warmup_steps=args.warmup_epochs * steps_per_epoch,
+    )
+    if args.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay)
+    else:
+        optimizer = keras.optimizers.SGD(
+            schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay
+        )
+    model.compile(optimizer=optimizer)
+    model.build((None, args.image_size or 32, args.image_size or 32, 3))
+
+    os.makedirs(args.output, exist_ok=True)
+    backup_dir = os.path.join(args.output, "backup")
+    if os.path.exists(os.path.join(backup_dir, "training_metadata.json")):
+        print(f"Resuming from the checkpoint in {backup_dir}")
+    save_freq = "epoch" if args.checkpoint_every is None else args.checkpoint_every
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            backup_dir, save_freq=save_freq, double_checkpoint=True
+        ),
+        keras.callbacks.CSVLogger(
+            os.path.join(args.output, "history.csv"), append=True
+        ),
+    ]
+    start = time.time()
+    model.fit(
+        train_data, epochs=args.epochs, callbacks=callbacks,
+        verbose=args.verbose,
+    )
+    train_seconds = time.time() - start
+    results = model.evaluate(eval_data, return_dict=True, verbose=0)
+    model.export_classifier(os.path.join(args.output, "classifier"))
+    metrics = {
+        "dataset": str(args.dataset),
+        "train_examples": info.num_examples,
+        "eval_split": eval_split,
+        f"{eval_split}_accuracy": float(results["accuracy"]),
+        f"{eval_split}_loss": float(results["loss"]),
+        "epochs": args.epochs,
+        "train_seconds_this_run": round(train_seconds, 1),
+        "backend": keras.backend.backend(),
+        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+    }
+    with open(os.path.join(args.output, "metrics.json"), "w") as file:
+        json.dump(metrics, file, indent=2)
+    print(
+        f"{eval_split} accuracy: {results['accuracy']:.4f} "
+        f"({eval_split} loss {results['loss']:.4f}); classifier preset and "
+        f"metrics.json in {args.output}"
+    )
+    return metrics
+
+
+def evaluate(args):
+    """`keras-ssl evaluate`: top-1 accuracy of a classifier preset."""
+    import keras
+    import keras_hub
+
+    import keras_ssl  # noqa: F401  (registers our classes with keras-hub)
+    from keras_ssl.hub import resolve_preset
+
+    classifier = keras_hub.models.ImageClassifier.from_preset(
+        resolve_preset(args.model)
+    )
+    classifier.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+    )
+    split = args.eval_split or "test"
+    data, info = _load_split(args, split, training=False)
+    results = classifier.evaluate(data, return_dict=True, verbose=args.verbose)
+    metrics = {
+        "model": args.model,
+        "dataset": str(args.dataset),
+        "split": split,
+        "examples": info.num_examples,
+        "accuracy": float(results["accuracy"]),
+        "loss": float(results["loss"]),
+    }
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)
+        with open(os.path.join(args.output, "evaluation.json"), "w") as file:
+            json.dump(metrics, file, indent=2)
+    print(f"{split} accuracy: {results['accuracy']:.4f} on {info.num_examples} images")
+    return metrics
+
+
+def presets(args):
+    from keras_ssl.hub import print_presets
+
+    print_presets(family=args.family)
+
+
+def _add_data_arguments(parser):
+    parser.add_argument("--dataset", default="sample",
+                        help="TFDS name, image-folder path, or 'sample' "
+                             "(the bundled CIFAR-10 subset). Default: sample.")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="Square image side (default: the data's, 32 "
+                             "for new transformers).")
+    parser.add_argument("--eval-split", default=None,
+                        help="Split to evaluate on (default: test, else "
+                             "validation).")
+    parser.add_argument("--validation-fraction", type=float, default=0.0)
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory.")
+    parser.add_argument("--no-download", action="store_true",
+                        help="Never let TFDS download.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Keras progress output.")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-ssl",
+        description="Train and evaluate keras_ssl models on any Keras backend "
+                    "(set KERAS_BACKEND to tensorflow, jax or torch).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser(
+        "train", help="Supervised training; resumes if interrupted.")
+    _add_data_arguments(train_parser)
+    model_group = train_parser.add_mutually_exclusive_group()
+    model_group.add_argument("--backbone", default="resnet20",
+                             help=f"One of: {', '.join(ARCHITECTURES)}.")
+    model_group.add_argument("--preset", default=None,
+                             help="Start from a preset (name, folder or hf://).")
+    train_parser.add_argument("--patch-size", type=int, default=4)
+    train_parser.add_argument("--num-layers", type=int, default=None,
+                              help="Override the transformer depth.")
+    train_parser.add_argument("--num-classes", type=int, default=None)
+    train_parser.add_argument("--epochs", type=int, default=10)
+    train_parser.add_argument("--optimizer", choices=("adamw", "sgd"),
+                              default="adamw")
+    train_parser.add_argument("--learning-rate", type=float, default=1e-3)
+    train_parser.add_argument("--weight-decay", type=float, default=0.05)
+    train_parser.add_argument("--warmup-epochs", type=int, default=0)
+    train_parser.add_argument("--augment", default="cifar",
+                              choices=("cifar", "default", "none"))
+    train_parser.add_argument("--checkpoint-every", type=int, default=None,
+                              help="Checkpoint every N steps (default: "
+                                   "every epoch).")
+    train_parser.add_argument("--output", default="runs/train",
+                              help="Folder for checkpoints, history.csv, "
+                                   "metrics.json and the classifier preset.")
+    train_parser.set_defaults(func=train)
+
+    evaluate_parser = commands.add_parser(
+        "evaluate", help="Top-1 accuracy of a classifier preset.")
+    _add_data_arguments(evaluate_parser)
+    evaluate_parser.add_argument("--model", required=True,
+                                 help="Classifier preset: name, folder or hf://.")
+    evaluate_parser.add_argument("--output", default=None)
+    evaluate_parser.set_defaults(func=evaluate)
+
+    presets_parser = commands.add_parser("presets", help="List the presets.")
+    presets_parser.add_argument("--family", default=None)
+    presets_parser.set_defaults(func=presets)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    if getattr(args, "augment", None) == "none":
+        args.augment = False
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-ssl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+import keras
+from keras_hub.models import ImageClassifier
+from keras_hub.src.utils.preset_utils import list_subclasses
+
+from keras_ssl.utils.validation import with_label_check
+
+
+def classifier_class_for(backbone):
+    """The keras_ssl `ImageClassifier` subclass built for `backbone`."""
+    matches = [
+        cls
+        for cls in list_subclasses(ImageClassifier)
+        if getattr(cls, "backbone_cls", None) is type(backbone)
+        and cls.__module__.startswith("keras_ssl.models")
+    ]
+    if not matches:
+        raise ValueError(
+            f"No keras_ssl classifier exists for a backbone of type "
+            f"{type(backbone).__name__}. Use a keras_ssl backbone "
+            "(CRATEBackbone, ViTBackbone or ResNetBackbone)."
+        )
+    return matches[0]
+
+
+def default_preprocessor(backbone, mean=None, std=None):
+    """The family preprocessor at the backbone's image size.
+
+    Args:
+        backbone: a keras_ssl backbone.
+        mean: per-channel mean on the [0, 1] scale (default ImageNet's).
+        std: per-channel std on the [0, 1] scale (default ImageNet's).
+    """
+    preprocessor_cls = classifier_class_for(backbone).preprocessor_cls
+    converter_cls = preprocessor_cls.image_converter_cls
+    height, width = backbone.image_shape[:2]
+    image_size = None if None in (height, width) else (height, width)
+    normalisation = {}
+    if mean is not None:
+        normalisation = {"mean": mean, "std": std}
+    return preprocessor_cls(converter_cls(image_size=image_size, **normalisation))
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class Supervised(keras.Model):
+    """Supervised training of a backbone: the baseline of every method.
+
+    Cross-entropy on the labels through the family's classifier (token or
+    average pooling, then a Linear head). Raw `[0, 255]` images go in; the
+    preprocessor (resize, normalise) runs inside the model, on the device,
+    on every backend. `fit` checks the labels against `num_classes`, so a
+    wrong class count fails with a clear error instead of a NaN loss.
+
+    The trained classifier is `model.classifier`, a keras-hub
+    `ImageClassifier`: `model.export_classifier(folder)` writes a preset
+    that `ImageClassifier.from_preset(folder)` loads.
+
+    Args:
+        backbone: a keras_ssl backbone.
+        num_classes: int. Number of classes.
+        preprocessor: "default" (the family's preprocessor at the backbone's
+            image size, ImageNet mean and std), None (the inputs are already
+            preprocessed), or an `ImageClassifierPreprocessor`.
+        pooling: None for the family default, or a pooling the family's
+            classifier accepts ("token"/"mean" for transformers, "avg"/"max"
+            for ResNets).
+        dropout: float. Dropout before the head.
+        **kwargs: base `keras.Model` arguments.
+
+    Example:
+    ```python
+    backbone = keras_ssl.models.ViTBackbone.from_size(
+        "tiny", image_shape=(32, 32, 3), patch_size=4
+    )
+    model = keras_ssl.methods.Supervised(backbone, num_classes=10)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    model.fit(keras_ssl.data.load_dataset("sample", batch_size=64), epochs=5)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor="default",
+        pooling=None,
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"`num_classes` must be a positive int; received {num_classes}."
+            )
+        if isinstance(preprocessor, str):
+            if preprocessor != "default":
+                raise ValueError(
+                    "`preprocessor` must be 'default', None or a "
+                    f"preprocessor layer; received '{preprocessor}'."
+                )
+            preprocessor = default_preprocessor(backbone)
+        classifier_kwargs = {"dropout": dropout}
+        if pooling is not None:
+            classifier_kwargs["pooling"] = pooling
+        self.classifier = classifier_class_for(backbone)(
+            backbone, num_classes, preprocessor=preprocessor, **classifier_kwargs
+        )
+        self.num_classes = num_classes
+        self.pooling = pooling
+        self.dropout = dropout
+
+    @property
+    def backbone(self):
+        return self.classifier.backbone
+
+    @property
+    def preprocessor(self):
+        return self.classifier.preprocessor
+
+    def call(self, images, training=None):
+        if self.preprocessor is not None:
+            images = self.preprocessor(images)
+        return self.classifier(images, training=training)
+
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        x, y = with_label_check(x, y, self.num_classes)
+        if validation_data is not None:
+            validation_data = with_label_check(
+                validation_data, None, self.num_classes
+            )[0]
+        return super().fit(x, y, validation_data=validation_data, **kwargs)
+
+    def compile(
+        self,
+        optimizer="adamw",
+        loss="auto",
+        metrics="auto",
+        **kwargs,
+    ):
+        """Compiles with cross-entropy on logits and top-1 accuracy.
+
+        Args:
+            optimizer: optimizer or its name.
+            loss: "auto" for sparse categorical cross-entropy on logits.
+            metrics: "auto" for `accuracy` (sparse categorical accuracy).
+            **kwargs: other `keras.Model.compile` arguments.
+        """
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def export_classifier(self, preset_dir):
+        """Saves the inference classifier as a keras-hub preset folder."""
+        self.classifier.save_to_preset(preset_dir)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_classes": self.num_classes,
+                "preprocessor": keras.saving.serialize_keras_object(
+                    self.preprocessor
+                ),
+                "pooling": self.pooling,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"]
+        )
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.saving.deserialize_keras_object(
+                config["preprocessor"]
+            )
+        return cls(**config)
