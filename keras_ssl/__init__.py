@@ -1,6 +1,8 @@
 """keras_ssl: self-supervised and internal-pretext-task learning for Keras 3."""
 
 from keras_ssl import hub
+from keras_ssl import data
 from keras_ssl import layers
+from keras_ssl import methods
 from keras_ssl import models
 from keras_ssl.version import __version__

@@ -11,6 +11,17 @@ except ImportError:
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    # Two logical CPUs so MirroredStrategy runs with two replicas; this must
+    # happen before TensorFlow initialises its devices.
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2,
+    )
+
 
 @pytest.fixture(autouse=True)
 def _fresh_state():

@@ -165,6 +165,16 @@ def test_mask_token_replaces_exactly_the_chosen_tokens(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_mask_token_is_frozen_until_a_method_trains_it(family):
+    backbone = small_backbone(family)
+    mask_token = backbone.token_embedding.mask_token
+    trainable = lambda: {v.path for v in backbone.trainable_variables}
+    assert mask_token.path not in trainable()
+    mask_token.trainable = True
+    assert mask_token.path in trainable()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_bad_input_gets_clear_errors(family):
     backbone = small_backbone(family)
     with pytest.raises(ValueError, match="batch axis"):

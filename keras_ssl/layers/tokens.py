@@ -74,7 +74,8 @@ class TokenEmbedding(keras.layers.Layer):
     `token_mask` (`[batch, num_patches]`, true where a patch is masked)
     replaces the chosen patch tokens by a learned [MASK] embedding before the
     position embeddings are added (as in BEiT, iBOT and MST), so a masked
-    token still knows where it sits.
+    token still knows where it sits. The [MASK] embedding is frozen by
+    default; a method that learns it sets `mask_token.trainable = True`.
 
     Weights saved at another grid size are resampled when loaded
     (antialiased bicubic, as timm does), so a model pretrained at 224x224
@@ -123,9 +124,12 @@ class TokenEmbedding(keras.layers.Layer):
             initializer=self.position_initializer,
             name="position_embedding",
         )
+        # Frozen until a masking method trains it: a trainable variable
+        # that gets no gradient makes Keras warn on every supervised step.
         self.mask_token = self.add_weight(
             shape=(1, 1, self.hidden_dim),
             initializer=self.mask_token_initializer,
+            trainable=False,
             name="mask_token",
         )
 
@@ -147,13 +151,15 @@ class TokenEmbedding(keras.layers.Layer):
         return (input_shape[0], 1 + self.num_patches, self.hidden_dim)
 
     def load_own_variables(self, store):
-        # Variables in build order: class token, position, mask token.
+        # The order Keras saves in: class token, position, mask token.
+        variables = self._trainable_variables + self._non_trainable_variables
         values = [np.asarray(store[str(i)]) for i in range(len(store.keys()))]
-        position = values[1]
-        if position.shape[1] != 1 + self.num_patches:
-            values[1] = self.resample_positions(position)
-        for variable, value in zip(self.variables, values):
-            variable.assign(value)
+        for i, (variable, value) in enumerate(zip(variables, values)):
+            if variable is self.position_embedding and value.shape != tuple(
+                variable.shape
+            ):
+                values[i] = self.resample_positions(value)
+            variable.assign(values[i])
 
     def resample_positions(self, position):
         """Resamples `[1, 1 + N, dim]` embeddings of a square grid."""

@@ -1,4 +1,5 @@
 import keras
+import tensorflow as tf
 from keras_hub.models import ImageClassifier
 from keras_hub.src.utils.preset_utils import list_subclasses
 
@@ -122,6 +123,9 @@ class Supervised(keras.Model):
         return self.classifier(images, training=training)
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        if isinstance(x, tf.data.Dataset):
+            # A dataset shuffles itself; Keras warns if asked to.
+            kwargs.setdefault("shuffle", False)
         x, y = with_label_check(x, y, self.num_classes)
         if validation_data is not None:
             validation_data = with_label_check(
@@ -149,6 +153,16 @@ class Supervised(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        # Our `compile` keeps Keras' signature, so the saved arguments apply.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def export_classifier(self, preset_dir):
         """Saves the inference classifier as a keras-hub preset folder."""

@@ -1,3 +1,4 @@
+from keras_ssl.hub import list_presets
 from keras_ssl.models.crate import CRATEBackbone
 from keras_ssl.models.crate import CRATEImageClassifier
 from keras_ssl.models.crate import CRATEImageClassifierPreprocessor
@@ -6,6 +7,10 @@ from keras_ssl.models.image_converter import CIFAR10_MEAN
 from keras_ssl.models.image_converter import CIFAR10_STD
 from keras_ssl.models.image_converter import IMAGENET_MEAN
 from keras_ssl.models.image_converter import IMAGENET_STD
+from keras_ssl.models.resnet import ResNetBackbone
+from keras_ssl.models.resnet import ResNetImageClassifier
+from keras_ssl.models.resnet import ResNetImageClassifierPreprocessor
+from keras_ssl.models.resnet import ResNetImageConverter
 from keras_ssl.models.vit import ViTBackbone
 from keras_ssl.models.vit import ViTImageClassifier
 from keras_ssl.models.vit import ViTImageClassifierPreprocessor
