@@ -95,15 +95,6 @@ def train(args):
     from keras_ssl.methods import Supervised
 
     keras.utils.set_random_seed(args.seed)
-    train_data, info = _load_split(args, "train", training=True)
-    eval_split, (eval_data, _) = _evaluation_split(args)
-    if info.num_classes is None:
-        raise ValueError(
-            f"The number of classes of '{args.dataset}' is unknown; "
-            "pass --num-classes."
-        )
-    num_classes = args.num_classes or info.num_classes
-
     if args.preset:
         overrides = {}
         if args.image_size:
@@ -115,6 +106,15 @@ def train(args):
         backbone = build_backbone(
             args.backbone, args.image_size or 32, args.patch_size, args.num_layers
         )
+    train_data, info = _load_split(args, "train", training=True)
+    eval_split, (eval_data, _) = _evaluation_split(args)
+    if info.num_classes is None:
+        raise ValueError(
+            f"The number of classes of '{args.dataset}' is unknown; "
+            "pass --num-classes."
+        )
+    num_classes = args.num_classes or info.num_classes
+
     model = Supervised(backbone, num_classes)
     steps_per_epoch = -(-info.num_examples // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(

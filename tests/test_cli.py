@@ -1,0 +1,95 @@
+"""The keras-ssl command: train, evaluate, resume after a kill."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_ssl import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_train_then_evaluate_on_the_bundled_sample(tmp_path, capsys):
+    output = str(tmp_path / "run")
+    status = cli.main([
+        "train", "--backbone", "vit_tiny", "--num-layers", "1",
+        "--epochs", "1", "--batch-size", "100", "--output", output,
+        "--verbose", "0",
+    ])
+    assert status == 0
+    with open(os.path.join(output, "metrics.json")) as file:
+        metrics = json.load(file)
+    assert metrics["eval_split"] == "test"
+    assert metrics["train_examples"] == 1500
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert "test accuracy:" in capsys.readouterr().out
+
+    status = cli.main([
+        "evaluate", "--model", os.path.join(output, "classifier"),
+        "--output", output, "--verbose", "0",
+    ])
+    assert status == 0
+    with open(os.path.join(output, "evaluation.json")) as file:
+        evaluation = json.load(file)
+    assert evaluation["examples"] == 300
+    assert evaluation["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_bad_arguments_give_clear_errors(tmp_path, capsys):
+    assert cli.main(["train", "--backbone", "resnet21", "--output", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "Unknown architecture 'resnet21'. Did you mean" in error
+    assert "resnet20" in error
+    assert cli.main([
+        "train", "--dataset", str(tmp_path / "missing"), "--output", str(tmp_path)
+    ]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", "no_such_preset_anywhere"]) == 2
+    assert "no_such_preset_anywhere" in capsys.readouterr().err
+
+
+def _epochs_in(history_path):
+    with open(history_path) as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    output = str(tmp_path / "run")
+    command = [
+        sys.executable, "-m", "keras_ssl.cli", "train", "--backbone",
+        "resnet8", "--epochs", "3", "--batch-size", "100",
+        "--checkpoint-every", "4", "--output", output, "--verbose", "0",
+    ]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    metadata = os.path.join(output, "backup", "training_metadata.json")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    # Kill once a checkpoint inside the second epoch exists.
+    while time.time() < deadline and first.poll() is None:
+        try:
+            with open(metadata) as file:
+                if json.load(file)["epoch"] >= 1:
+                    break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    assert first.poll() is None, "training ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not os.path.exists(os.path.join(output, "metrics.json"))
+    assert _epochs_in(os.path.join(output, "history.csv")) == [0]
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Resuming from the checkpoint" in second.stdout
+    # Epoch 0 is not trained again: the second run starts at epoch 1.
+    assert _epochs_in(os.path.join(output, "history.csv")) == [0, 1, 2]
+    assert os.path.exists(os.path.join(output, "metrics.json"))
