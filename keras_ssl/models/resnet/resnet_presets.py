@@ -1,0 +1,3 @@
+"""ResNet presets (none published yet)."""
+
+backbone_presets = {}
