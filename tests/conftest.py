@@ -32,3 +32,17 @@ def _fresh_state():
 
 def to_numpy(tensor):
     return keras.ops.convert_to_numpy(tensor)
+
+
+def sample_subset(count, split="train"):
+    """`count` real CIFAR-10 images from the bundled sample, all classes
+    interleaved (the sample is stored sorted by class)."""
+    import numpy as np
+
+    from keras_ssl.data import load_sample
+
+    images, labels = load_sample(split)[:2]
+    per_class = [np.flatnonzero(labels == c) for c in range(10)]
+    interleaved = np.stack(per_class, axis=1).reshape(-1)
+    chosen = interleaved[:count]
+    return images[chosen].astype("float32"), labels[chosen]

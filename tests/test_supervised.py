@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from keras_ssl.data import load_dataset
-from keras_ssl.data import load_sample
 from keras_ssl.methods import Supervised
 from keras_ssl.models import CRATEBackbone
 from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
+from tests.conftest import sample_subset
 from tests.conftest import to_numpy
 
 BACKBONES = {
@@ -27,8 +27,7 @@ BACKBONES = {
 
 
 def sample_batch(count=64):
-    images, labels = load_sample("train")[:2]
-    return images[:count].astype("float32"), labels[:count]
+    return sample_subset(count)
 
 
 @pytest.mark.multibackend

@@ -1,5 +1,6 @@
 import keras
 import tensorflow as tf
+from keras import ops
 from keras_hub.models import ImageClassifier
 from keras_hub.src.utils.preset_utils import list_subclasses
 
@@ -65,6 +66,10 @@ class Supervised(keras.Model):
             classifier accepts ("token"/"mean" for transformers, "avg"/"max"
             for ResNets).
         dropout: float. Dropout before the head.
+        auxiliary_tasks: a list of `AuxiliaryTask`s (HPAH, MPAH, SFE, ...)
+            whose weighted losses are added to the supervised one during
+            training. They share one forward pass and stack freely; they
+            never change inference.
         **kwargs: base `keras.Model` arguments.
 
     Example:
@@ -85,6 +90,7 @@ class Supervised(keras.Model):
         preprocessor="default",
         pooling=None,
         dropout=0.0,
+        auxiliary_tasks=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,6 +114,15 @@ class Supervised(keras.Model):
         self.num_classes = num_classes
         self.pooling = pooling
         self.dropout = dropout
+        self.auxiliary_tasks = list(auxiliary_tasks)
+        names = [task.name for task in self.auxiliary_tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"Auxiliary task names must be unique; received {names}. "
+                "Pass `name=` to tell two tasks of one kind apart."
+            )
+        for task in self.auxiliary_tasks:
+            task.attach(self)
 
     @property
     def backbone(self):
@@ -120,7 +135,73 @@ class Supervised(keras.Model):
     def call(self, images, training=None):
         if self.preprocessor is not None:
             images = self.preprocessor(images)
-        return self.classifier(images, training=training)
+        if not (training and self.auxiliary_tasks):
+            return self.classifier(images, training=training)
+        trace = self.trace(images, training=training)
+        for task in self.auxiliary_tasks:
+            trace[task.name] = task(trace, training=training)
+        return trace
+
+    def trace(self, images, training=None):
+        """The classifier's forward pass, keeping what auxiliary tasks read.
+
+        Args:
+            images: preprocessed images.
+            training: bool.
+
+        Returns:
+            A dict with `"images"`, `"logits"`, `"features"` (pooled) and
+            `"block_inputs"`, `"block_outputs"`, `"attention"` (token
+            backbones) or `"stage_outputs"` (ResNets).
+        """
+        backbone = self.backbone
+        trace = {"images": images}
+        if hasattr(backbone, "blocks"):
+            attention_layers = set()
+            for task in self.auxiliary_tasks:
+                attention_layers.update(task.attention_layers)
+            tokens = backbone.embed(images, training=training)
+            trace["block_inputs"], trace["block_outputs"] = [], []
+            trace["attention"] = {}
+            for index, block in enumerate(backbone.blocks):
+                trace["block_inputs"].append(tokens)
+                if index in attention_layers:
+                    tokens, trace["attention"][index] = block(
+                        tokens, return_attention=True, training=training
+                    )
+                else:
+                    tokens = block(tokens, training=training)
+                trace["block_outputs"].append(tokens)
+            features = backbone.final_norm(tokens)
+        else:
+            features = backbone.stem(images, training=training)
+            trace["stage_outputs"] = []
+            for stage in backbone.stages:
+                features = stage(features, training=training)
+                trace["stage_outputs"].append(features)
+        trace["features"] = self.classifier.pool(features)
+        trace["logits"] = self.classifier.head(trace["features"], training=training)
+        return trace
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if not isinstance(y_pred, dict):
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        loss = super().compute_loss(
+            x, y, y_pred["logits"], sample_weight, training
+        )
+        for task in self.auxiliary_tasks:
+            task_loss = task.compute_task_loss(y_pred[task.name], y)
+            loss = loss + task.weight * ops.cast(task_loss, loss.dtype)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            for task in self.auxiliary_tasks:
+                task.update_task_metrics(y_pred[task.name], y)
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         if isinstance(x, tf.data.Dataset):
@@ -179,6 +260,10 @@ class Supervised(keras.Model):
                 ),
                 "pooling": self.pooling,
                 "dropout": self.dropout,
+                "auxiliary_tasks": [
+                    keras.saving.serialize_keras_object(task)
+                    for task in self.auxiliary_tasks
+                ],
             }
         )
         return config
@@ -189,6 +274,11 @@ class Supervised(keras.Model):
         config["backbone"] = keras.saving.deserialize_keras_object(
             config["backbone"]
         )
+        if "auxiliary_tasks" in config:
+            config["auxiliary_tasks"] = [
+                keras.saving.deserialize_keras_object(task)
+                for task in config["auxiliary_tasks"]
+            ]
         if config.get("preprocessor") is not None:
             config["preprocessor"] = keras.saving.deserialize_keras_object(
                 config["preprocessor"]

@@ -55,8 +55,7 @@ class TokenImageClassifier(PresetMixin, ImageClassifier):
         # === Functional model ===
         self.pooling = pooling
         inputs = backbone.input
-        features = self.pool(backbone(inputs))
-        outputs = self.output_dense(self.output_dropout(features))
+        outputs = self.head(self.pool(backbone(inputs)))
         # Skip ImageClassifier's functional model, which pools 4-D maps.
         Task.__init__(self, inputs=inputs, outputs=outputs, **kwargs)
 
@@ -70,6 +69,10 @@ class TokenImageClassifier(PresetMixin, ImageClassifier):
         if self.pooling == "token":
             return tokens[:, 0]
         return ops.mean(tokens[:, 1:], axis=1)
+
+    def head(self, features, training=None):
+        """Logits from pooled features, as the classifier computes them."""
+        return self.output_dense(self.output_dropout(features, training=training))
 
     def get_config(self):
         config = Task.get_config(self)

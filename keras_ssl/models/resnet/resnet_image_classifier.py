@@ -54,3 +54,11 @@ class ResNetImageClassifier(PresetMixin, ImageClassifier):
     def call(self, inputs, training=None, mask=None):
         check_image_shape(inputs.shape, self.backbone.image_shape[-1])
         return super().call(inputs, training=training, mask=mask)
+
+    def pool(self, feature_map):
+        """Pools the backbone's feature map `[B, H, W, C]` into `[B, C]`."""
+        return self.pooler(feature_map)
+
+    def head(self, features, training=None):
+        """Logits from pooled features, as the classifier computes them."""
+        return self.output_dense(self.output_dropout(features, training=training))
