@@ -53,6 +53,10 @@ class AuxiliaryTask(keras.layers.Layer):
         # A method, not a property: Keras' saving walks properties.
         return self._host()
 
+    def build(self, input_shape=None):
+        # A task builds its layers in `attach`, once the backbone is known.
+        self.built = True
+
     def compute_task_loss(self, outputs, labels):
         raise NotImplementedError
 

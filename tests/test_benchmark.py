@@ -1,0 +1,62 @@
+"""Smoke test of `scripts/benchmark.py` in its `--quick` configuration."""
+
+import importlib.util
+import json
+import os
+
+import keras
+import pytest
+
+SCRIPT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "scripts",
+    "benchmark.py",
+)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.multibackend
+@pytest.mark.slow
+def test_quick_benchmark_writes_reports(tmp_path):
+    pytest.importorskip("timm")
+    benchmark = load_benchmark()
+    backend = keras.backend.backend()
+    json_out = tmp_path / f"{backend}.json"
+    markdown_out = tmp_path / "BENCHMARKS.md"
+    # Another backend's section must survive, this backend's stale one go.
+    markdown_out.write_text(
+        "# Benchmarks\n\n"
+        "<!-- benchmark:other:start -->\nkept\n<!-- benchmark:other:end -->\n"
+        f"<!-- benchmark:{backend}:start -->\nstale\n"
+        f"<!-- benchmark:{backend}:end -->\n"
+    )
+    models = ["vit_t4", "crate_t4", "resnet20", "resnet18"]
+
+    benchmark.main(
+        ["--quick", "--models", *models, "--json-out", str(json_out),
+         "--markdown-out", str(markdown_out)]
+    )
+
+    report = json.loads(json_out.read_text())
+    assert report["backend"] == backend
+    ours = [r for r in report["results"] if "keras_ssl" in r["implementation"]]
+    assert [r["model"] for r in ours] == models
+    for row in report["results"]:
+        for phase in ("forward", "train"):
+            assert row[phase]["images_per_s"] > 0
+            assert row[phase]["rss_growth_mb"] >= 0
+    # Every model but ResNet-20 has a PyTorch reference and so a ratio.
+    for row in ours:
+        assert ("ratio" in row["train"]) == (row["model"] != "resnet20")
+
+    text = markdown_out.read_text()
+    assert text.count(f"<!-- benchmark:{backend}:start -->") == 1
+    assert f"## {backend}" in text
+    assert "kept" in text and "stale" not in text
+    assert "CRATE-T/4" in text
