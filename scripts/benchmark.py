@@ -64,6 +64,9 @@ sys.path.insert(0, REPO_ROOT)
 import keras_hub  # noqa: E402
 
 import keras_ssl  # noqa: E402
+from keras_ssl.methods import HPAH  # noqa: E402
+from keras_ssl.methods import MPAH  # noqa: E402
+from keras_ssl.methods import Supervised  # noqa: E402
 from keras_ssl.models import CRATEBackbone  # noqa: E402
 from keras_ssl.models import CRATEImageClassifier  # noqa: E402
 from keras_ssl.models import ViTBackbone  # noqa: E402
@@ -181,7 +184,7 @@ MODELS = {
 
 
 def build_supervised(backbone, classifier_cls, num_classes):
-    """Plain supervised classification: the backbone's ImageClassifier.
+    """Plain supervised classification: `Supervised` (the family classifier).
 
     A method builder returns a compiled Keras model whose
     `train_on_batch(images, labels)` is one training step of the method and
@@ -193,19 +196,34 @@ def build_supervised(backbone, classifier_cls, num_classes):
         classifier_cls: the backbone's ImageClassifier class.
         num_classes: int. Number of classes of the head.
     """
-    model = classifier_cls(backbone, num_classes=num_classes)
+    # `Supervised` is the model every method builds on, so method rows are
+    # ratios to the same training loop; it holds the family's classifier.
+    model = Supervised(backbone, num_classes, preprocessor=None)
     # No metrics: the references compute none either.
-    model.compile(
-        optimizer="adamw",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=None,
-    )
+    model.compile(optimizer="adamw", metrics=None)
     return model
 
 
-# Later methods add rows reported as ratios to "supervised" on the same
-# backbone.
-METHODS = {"supervised": build_supervised}
+def build_attention_head_method(method_cls):
+    def build(backbone, classifier_cls, num_classes):
+        model = method_cls(backbone, num_classes, preprocessor=None)
+        model.compile(optimizer="adamw", metrics=None)
+        return model
+
+    return build
+
+
+# Methods are reported as ratios to "supervised" on the same backbone.
+METHODS = {
+    "supervised": build_supervised,
+    "hpah": build_attention_head_method(HPAH),
+    "mpah": build_attention_head_method(MPAH),
+}
+# Models a method applies to, where it does not apply to all of them.
+METHOD_MODELS = {
+    "hpah": ("vit_t4", "crate_t4"),
+    "mpah": ("vit_t4", "crate_t4"),
+}
 
 
 # === Measurement ===
@@ -658,6 +676,8 @@ def main(argv=None):
     methods = list(dict.fromkeys(["supervised", *args.method]))
     for name in args.models:
         for method in methods:
+            if name not in METHOD_MODELS.get(method, (name,)):
+                continue
             print(f"[benchmark] {backend}: {name} / {method}", flush=True)
             rows = benchmark_model(name, method, args)
             for row in rows:

@@ -193,3 +193,34 @@ def test_bad_configuration_is_refused():
             small_backbone(), 10,
             auxiliary_tasks=[HighestScoringPatchTask(), HighestScoringPatchTask()],
         )
+
+
+def test_plot_attention_heads_writes_the_figure(tmp_path):
+    from keras_ssl.visualization import class_token_attention
+    from keras_ssl.visualization import plot_attention_heads
+
+    images = sample_subset(2)[0]
+    baseline = Supervised(small_backbone(), 10)
+    hpah = HPAH(small_backbone(), 10)
+    path = str(tmp_path / "heads.png")
+    maps = plot_attention_heads(
+        [baseline, hpah], images[0], titles=["CRATE", "CRATE + HPAH"], path=path
+    )
+    assert maps.shape == (2, 4, 4, 4)
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The maps are the class-token rows the last block itself returns.
+    trace = baseline.trace(baseline.preprocessor(images[:1]))
+    _, attention = baseline.backbone.blocks[-1](
+        trace["block_inputs"][-1], return_attention=True
+    )
+    np.testing.assert_allclose(
+        maps[0].reshape(4, 16), to_numpy(attention)[0, :, 0, 1:], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        class_token_attention(baseline, images[:1])[0], maps[0], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="one \\[height, width, 3\\] image"):
+        plot_attention_heads(baseline, images, path=path)
+    with pytest.raises(ValueError, match="need a transformer"):
+        plot_attention_heads(Supervised(ResNetBackbone.cifar(depth=8), 10), images[0], path=path)

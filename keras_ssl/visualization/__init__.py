@@ -1,0 +1,2 @@
+from keras_ssl.visualization.attention import class_token_attention
+from keras_ssl.visualization.attention import plot_attention_heads
