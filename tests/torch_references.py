@@ -78,3 +78,61 @@ class ReferenceCRATE(nn.Module):
         for attn, ff in self.transformer.layers:
             x = ff(attn(x) + x)
         return self.mlp_head(x[:, 0])
+
+
+class ReferenceAlphaAttention(ReferenceAttention):
+    """CRATE-alpha's MSSA: CRATE's, without a bias on `to_out`."""
+
+    def __init__(self, dim, heads, dim_head):
+        super().__init__(dim, heads, dim_head)
+        self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim, bias=False))
+
+
+class ReferenceOvercompleteISTA(nn.Module):
+    def __init__(self, dim, ratio=4, eta=0.1, lmbda=0.1):
+        super().__init__()
+        self.D = nn.Parameter(nn.init.kaiming_uniform_(torch.empty(dim, ratio * dim)))
+        self.D1 = nn.Parameter(nn.init.kaiming_uniform_(torch.empty(dim, ratio * dim)))
+        self.eta, self.lmbda = eta, lmbda
+
+    def forward(self, x):
+        z1 = torch.relu(self.eta * torch.einsum("pd,nlp->nld", self.D, x) - self.eta * self.lmbda)
+        dz1 = torch.einsum("dp,nlp->nld", self.D, z1)
+        grad = torch.einsum("pd,nlp->nld", self.D, dz1 - x)
+        z2 = torch.relu(z1 - self.eta * grad - self.eta * self.lmbda)
+        return torch.einsum("dp,nlp->nld", self.D1, z2)
+
+
+class PreNormAlpha(PreNorm):
+    def __init__(self, dim, fn):
+        super().__init__(dim, fn)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+
+class ReferenceCRATEAlpha(nn.Module):
+    """CRATE-alpha (Yang et al. 2024) as its official PyTorch code builds it."""
+
+    def __init__(self, image_size, patch, dim, depth, heads, dim_head, classes):
+        super().__init__()
+        num_patches = (image_size // patch) ** 2
+        self.conv1 = nn.Conv2d(3, dim, kernel_size=patch, stride=patch, bias=True)
+        self.pos_embedding = nn.Parameter(torch.randn(1, num_patches + 1, dim))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.transformer = nn.Module()
+        self.transformer.layers = nn.ModuleList(
+            nn.ModuleList([
+                PreNormAlpha(dim, ReferenceAlphaAttention(dim, heads, dim_head)),
+                PreNormAlpha(dim, ReferenceOvercompleteISTA(dim)),
+            ])
+            for _ in range(depth)
+        )
+        self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, classes))
+
+    def forward(self, img):  # img: [B, C, H, W]
+        x = self.conv1(img).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.pos_embedding
+        for attn, ff in self.transformer.layers:
+            x = attn(x) + x
+            x = ff(x) + x
+        return self.mlp_head(x[:, 0])

@@ -1,5 +1,5 @@
 from keras_ssl.hub.presets import PresetMixin
-from keras_ssl.hub.presets import convert_checkpoint
+from keras_ssl.hub.presets import convert_to_preset
 from keras_ssl.hub.presets import list_presets
 from keras_ssl.hub.presets import print_presets
 from keras_ssl.hub.presets import register_presets

@@ -11,11 +11,16 @@ three things on top of keras-hub:
    `hf://owner/repo[@revision][/subfolder]` handle into a local folder, with
    errors that say what went wrong and how to fix it.
 3. `PresetMixin`, the first base of every keras_ssl backbone and task, whose
-   `from_preset` resolves before handing over to keras-hub.
+   `from_preset` resolves before handing over to keras-hub, converting
+   timm, transformers and keras-hub models and plain weights files on the
+   fly (`convert_to_preset`).
 """
 
 import difflib
+import json
 import os
+import shutil
+import tempfile
 
 import huggingface_hub
 from huggingface_hub import errors as hf_errors
@@ -155,15 +160,18 @@ def resolve_preset(preset):
             - a registered preset name like `"crate_tiny_cifar10"`; it loads
               from `<weights_dir>/<name>/` when that folder exists, otherwise
               from its Hugging Face handle;
-            - a local preset folder;
+            - a local preset folder, or a local weights file
+              (`.safetensors`, `.pth`, ...) to convert;
             - `"hf://owner/repo"`, optionally with a revision (branch, tag or
               commit) `"hf://owner/repo@v1.0"` and a subfolder
-              `"hf://owner/repo@main/crate_tiny"`;
+              `"hf://owner/repo@main/crate_tiny"` or a weights file
+              `"hf://owner/repo/torch/model.pth"`;
             - any other keras-hub identifier (a keras-hub preset name or a
               `kaggle://` handle), returned unchanged.
 
     Returns:
-        A local preset folder, or the unchanged keras-hub identifier.
+        A local preset folder or weights file, or the unchanged keras-hub
+        identifier.
 
     Example:
     ```python
@@ -195,6 +203,8 @@ def resolve_preset(preset):
     if os.path.isdir(preset):
         return _check_preset_dir(preset)
     if os.path.exists(preset):
+        if _is_checkpoint_file(preset):
+            return preset
         raise ValueError(
             f"'{preset}' is a file, but a preset is a folder holding "
             "config.json and the weights. Pass the folder instead."
@@ -235,15 +245,33 @@ def _check_preset_dir(path, source=None):
     return path
 
 
+def _is_checkpoint_file(path):
+    # Imported here: the converters import the models, which import this.
+    from keras_ssl.models.converters.checkpoint_io import is_checkpoint_file
+
+    return is_checkpoint_file(path)
+
+
 def _resolve_hf(handle, source):
     uri = _parse_hf_handle(handle)
     subfolder = uri.path_in_repo
     try:
+        if subfolder and _is_checkpoint_file(subfolder):
+            # A plain weights file inside a repository: fetch only it.
+            return huggingface_hub.hf_hub_download(
+                uri.id, subfolder, revision=uri.revision
+            )
+        if subfolder:
+            patterns = f"{subfolder}/*"
+        else:
+            patterns = _checkpoint_patterns(uri)
         path = huggingface_hub.snapshot_download(
-            uri.id,
-            revision=uri.revision,
-            allow_patterns=f"{subfolder}/*" if subfolder else None,
+            uri.id, revision=uri.revision, allow_patterns=patterns
         )
+        if patterns == SAFETENSORS_PATTERNS and not _has_safetensors(path):
+            path = huggingface_hub.snapshot_download(
+                uri.id, revision=uri.revision, allow_patterns=PYTORCH_PATTERNS
+            )
     except hf_errors.GatedRepoError as e:
         raise PermissionError(
             f"{source}: Hugging Face repository '{uri.id}' is gated. Accept "
@@ -270,6 +298,13 @@ def _resolve_hf(handle, source):
         ) from e
     except hf_errors.LocalEntryNotFoundError as e:
         raise FileNotFoundError(_not_cached_message(uri, source, e)) from e
+    # After its subclass LocalEntryNotFoundError (offline, not cached).
+    except hf_errors.EntryNotFoundError as e:
+        raise FileNotFoundError(
+            f"{source}: Hugging Face repository '{uri.id}' has no file "
+            f"'{subfolder}'. Check the path at "
+            f"https://huggingface.co/{uri.id}/tree/{uri.revision or 'main'}."
+        ) from e
     if subfolder:
         path = os.path.join(path, subfolder)
         if not os.path.isdir(path):
@@ -280,9 +315,38 @@ def _resolve_hf(handle, source):
     return _check_preset_dir(path, source=source)
 
 
+# timm and transformers repositories hold the same weights in several
+# formats; fetch the configs and safetensors, else the PyTorch file.
+SAFETENSORS_PATTERNS = ("*.json", "model.safetensors")
+PYTORCH_PATTERNS = ("*.json", "pytorch_model.bin")
+
+
+def _checkpoint_patterns(uri):
+    """Download patterns for a repository, from its config.json."""
+    try:
+        config_path = huggingface_hub.hf_hub_download(
+            uri.id, preset_utils.CONFIG_FILE, revision=uri.revision
+        )
+    except hf_errors.LocalEntryNotFoundError:
+        raise
+    except hf_errors.EntryNotFoundError:
+        return None  # `_check_preset_dir` explains what is missing
+    with open(config_path) as f:
+        config = json.load(f)
+    if "registered_name" in config:
+        return None  # a Keras preset: take every file
+    return SAFETENSORS_PATTERNS
+
+
+def _has_safetensors(path):
+    return os.path.isfile(os.path.join(path, "model.safetensors"))
+
+
 def _download_command(uri):
     revision = f" --revision {uri.revision}" if uri.revision else ""
-    return f"hf download {uri.id}{revision}"
+    path = uri.path_in_repo
+    filename = f" {path}" if path and _is_checkpoint_file(path) else ""
+    return f"hf download {uri.id}{filename}{revision}"
 
 
 def _not_cached_message(uri, source, error):
@@ -307,22 +371,69 @@ def _not_cached_message(uri, source, error):
     )
 
 
-def convert_checkpoint(preset_dir):
-    """Return a keras-hub loadable preset for a resolved preset folder.
+# `from_preset` keyword arguments that only steer the conversion.
+CONVERSION_ONLY_KWARGS = ("source", "architecture")
+# Keyword arguments the conversion needs and the model config takes too.
+CONVERSION_SHARED_KWARGS = ("num_heads", "image_shape")
 
-    This is the seam for converting non-Keras checkpoints (timm,
-    transformers) of keras_ssl families into Keras presets on the fly;
-    `PresetMixin.from_preset` calls it on every resolved preset. Today every
-    preset is passed through unchanged: Keras presets need no conversion and
-    keras-hub's own loaders handle the formats they know.
+
+def _is_keras_hub_name(preset):
+    return preset in preset_utils.BUILTIN_PRESETS and preset not in _PRESETS
+
+
+def needs_conversion(preset):
+    """Whether a resolved preset is not a keras_ssl preset but a checkpoint."""
+    if _is_keras_hub_name(preset):
+        return True
+    if not os.path.exists(preset):
+        return False  # a Kaggle or other handle keras-hub resolves itself
+    if os.path.isfile(preset):
+        return True
+    with open(os.path.join(preset, preset_utils.CONFIG_FILE)) as f:
+        config = json.load(f)
+    registered_name = str(config.get("registered_name", ""))
+    return not registered_name or registered_name.startswith("keras_hub>")
+
+
+def convert_to_preset(preset, **kwargs):
+    """Turn a resolved non-Keras preset into a keras_ssl preset folder.
+
+    `PresetMixin.from_preset` calls this on every resolved preset. Keras
+    presets pass through unchanged. timm and transformers model folders
+    (told apart by their `config.json`, as keras-hub does), keras-hub ViT
+    and ResNet presets (folders or keras-hub preset names such as
+    `"resnet_50_imagenet"`) and plain weights files are converted by
+    `keras_ssl.models.convert_checkpoint` into a new temporary folder,
+    which the caller deletes once loaded.
 
     Args:
-        preset_dir: the output of `resolve_preset`.
+        preset: the output of `resolve_preset`.
+        **kwargs: conversion arguments of
+            `keras_ssl.models.convert_checkpoint` (`source`,
+            `architecture`, `num_heads`, `image_shape`).
 
     Returns:
-        A preset keras-hub can load.
+        A preset keras-hub can load (`preset` itself when no conversion is
+        needed).
+
+    Example:
+    ```python
+    folder = convert_to_preset(resolve_preset("hf://timm/resnet50.a1_in1k"))
+    ```
     """
-    return preset_dir
+    if not needs_conversion(preset):
+        return preset
+    if _is_keras_hub_name(preset):
+        kwargs.setdefault("source", "keras_hub")
+    from keras_ssl.models.converters import convert_checkpoint as convert
+
+    output_dir = tempfile.mkdtemp(prefix="keras_ssl_converted_")
+    try:
+        convert(preset, output_dir=output_dir, **kwargs)
+    except BaseException:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+    return output_dir
 
 
 class PresetMixin:
@@ -347,12 +458,41 @@ class PresetMixin:
     def from_preset(cls, preset, **kwargs):
         """Instantiate from a preset name, folder or `hf://` handle.
 
+        timm and transformers models on the Hub, keras-hub presets and
+        plain weights files (also `hf://owner/repo/path/file.pth`) are
+        converted on the fly (see `keras_ssl.models.convert_checkpoint`).
+
         Args:
             preset: anything `keras_ssl.hub.resolve_preset` accepts.
             **kwargs: forwarded to keras-hub's `from_preset`
-                (e.g. `load_weights=False`, `dtype`).
+                (e.g. `load_weights=False`, `dtype`, `num_classes` for a new
+                head), except `source` and `architecture`, which only steer
+                the conversion of a checkpoint; `num_heads` and
+                `image_shape` serve both.
+
+        Example:
+        ```python
+        backbone = ViTBackbone.from_preset(
+            "hf://timm/vit_small_patch16_224.augreg_in21k"
+        )
+        ```
         """
-        preset_dir = convert_checkpoint(resolve_preset(preset))
+        resolved = resolve_preset(preset)
+        conversion = {
+            key: kwargs.pop(key) for key in CONVERSION_ONLY_KWARGS if key in kwargs
+        }
+        conversion.update(
+            {key: kwargs[key] for key in CONVERSION_SHARED_KWARGS if key in kwargs}
+        )
+        preset_dir = convert_to_preset(resolved, **conversion)
+        try:
+            return cls._load_resolved_preset(preset, preset_dir, **kwargs)
+        finally:
+            if preset_dir != resolved:
+                shutil.rmtree(preset_dir, ignore_errors=True)
+
+    @classmethod
+    def _load_resolved_preset(cls, preset, preset_dir, **kwargs):
         try:
             return super().from_preset(preset_dir, **kwargs)
         except FileNotFoundError:

@@ -15,3 +15,4 @@ from keras_ssl.models.vit import ViTBackbone
 from keras_ssl.models.vit import ViTImageClassifier
 from keras_ssl.models.vit import ViTImageClassifierPreprocessor
 from keras_ssl.models.vit import ViTImageConverter
+from keras_ssl.models.converters import convert_checkpoint

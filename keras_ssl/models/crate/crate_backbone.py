@@ -1,6 +1,8 @@
 import keras
 
+from keras_ssl.layers.tokens import ConvPatchEmbedding
 from keras_ssl.layers.tokens import TokenEmbedding
+from keras_ssl.models.crate.crate_layers import CRATEAlphaBlock
 from keras_ssl.models.crate.crate_layers import CRATEBlock
 from keras_ssl.models.crate.crate_layers import CRATEPatchEmbedding
 from keras_ssl.models.token_backbone import TokenBackbone
@@ -13,6 +15,7 @@ CRATE_SIZES = {
     "base": {"hidden_dim": 768, "num_heads": 12, "num_layers": 12},
     "large": {"hidden_dim": 1024, "num_heads": 16, "num_layers": 24},
 }
+VARIANTS = ("crate", "crate_alpha")
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
@@ -34,6 +37,14 @@ class CRATEBackbone(TokenBackbone):
     The parts are exposed for methods that run the network piece by piece:
     `embed(images, token_mask=None)`, `blocks`, `final_norm`.
 
+    `variant="crate_alpha"` builds CRATE-alpha (Yang et al. 2024, "Scaling
+    White-Box Transformers for Vision") as its official code does: a
+    strided convolution with bias embeds the patches (no patch
+    LayerNorms), and each `CRATEAlphaBlock` is residual around both MSSA
+    (output projection without bias) and an overcomplete dictionary step
+    (`[dim, 4 * dim]` dictionaries `D` and `D1`). Its block LayerNorms use
+    eps 1e-6 while the head LayerNorm (`final_norm`) keeps PyTorch's 1e-5.
+
     Args:
         image_shape: `(height, width, channels)`, fixed; divisible by
             `patch_size`.
@@ -47,7 +58,11 @@ class CRATEBackbone(TokenBackbone):
         sparsity: float. ISTA sparsity penalty lambda.
         dropout: float. Dropout on the embeddings.
         attention_dropout: float. Dropout on attention probabilities.
-        layer_norm_epsilon: float. PyTorch's default 1e-5.
+        layer_norm_epsilon: float or None. Epsilon of the patch and block
+            LayerNorms; None for the variant's official value (1e-5 for
+            CRATE, 1e-6 for CRATE-alpha).
+        variant: "crate" (Yu et al. 2023) or "crate_alpha" (Yang et al.
+            2024).
         dtype: dtype or `keras.DTypePolicy` of the layers.
 
     Example:
@@ -56,6 +71,11 @@ class CRATEBackbone(TokenBackbone):
         "tiny", image_shape=(32, 32, 3), patch_size=4
     )
     tokens = backbone(np.zeros((2, 32, 32, 3)))  # (2, 65, 384)
+
+    # CRATE-alpha-B/16.
+    alpha = keras_ssl.models.CRATEBackbone.from_size(
+        "base", variant="crate_alpha"
+    )
     ```
     """
 
@@ -73,11 +93,20 @@ class CRATEBackbone(TokenBackbone):
         sparsity=0.1,
         dropout=0.0,
         attention_dropout=0.0,
-        layer_norm_epsilon=1e-5,
+        layer_norm_epsilon=None,
+        variant="crate",
         dtype=None,
         **kwargs,
     ):
         grid_size = check_patch_grid(image_shape, patch_size)
+        if variant not in VARIANTS:
+            raise ValueError(
+                f"Unknown CRATE `variant`={variant!r}. Choose one of "
+                f"{VARIANTS}."
+            )
+        is_alpha = variant == "crate_alpha"
+        if layer_norm_epsilon is None:
+            layer_norm_epsilon = 1e-6 if is_alpha else 1e-5
         if head_dim is None:
             if hidden_dim % num_heads:
                 raise ValueError(
@@ -86,13 +115,18 @@ class CRATEBackbone(TokenBackbone):
                 )
             head_dim = hidden_dim // num_heads
         # === Layers ===
-        self.patch_embedding = CRATEPatchEmbedding(
-            hidden_dim,
-            patch_size,
-            layer_norm_epsilon=layer_norm_epsilon,
-            dtype=dtype,
-            name="patch_embedding",
-        )
+        if is_alpha:
+            self.patch_embedding = ConvPatchEmbedding(
+                hidden_dim, patch_size, dtype=dtype, name="patch_embedding"
+            )
+        else:
+            self.patch_embedding = CRATEPatchEmbedding(
+                hidden_dim,
+                patch_size,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dtype=dtype,
+                name="patch_embedding",
+            )
         # The official model draws both from a standard normal.
         self.token_embedding = TokenEmbedding(
             grid_size,
@@ -106,8 +140,9 @@ class CRATEBackbone(TokenBackbone):
         self.embedding_dropout = keras.layers.Dropout(
             dropout, dtype=dtype, name="embedding_dropout"
         )
+        block_cls = CRATEAlphaBlock if is_alpha else CRATEBlock
         self.blocks = [
-            CRATEBlock(
+            block_cls(
                 num_heads,
                 head_dim,
                 step_size=step_size,
@@ -119,8 +154,12 @@ class CRATEBackbone(TokenBackbone):
             )
             for i in range(num_layers)
         ]
+        # CRATE-alpha's head LayerNorm (`mlp_head.0`) keeps PyTorch's
+        # default epsilon, unlike its blocks.
         self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+            epsilon=1e-5 if is_alpha else layer_norm_epsilon,
+            dtype=dtype,
+            name="final_norm",
         )
         # === Functional model ===
         self.build_token_model(image_shape, dtype=dtype, **kwargs)
@@ -137,6 +176,7 @@ class CRATEBackbone(TokenBackbone):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.variant = variant
 
     def get_config(self):
         config = super().get_config()
@@ -153,6 +193,7 @@ class CRATEBackbone(TokenBackbone):
                 "dropout": self.dropout,
                 "attention_dropout": self.attention_dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "variant": self.variant,
             }
         )
         return config

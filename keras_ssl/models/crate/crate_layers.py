@@ -189,6 +189,144 @@ class CRATEBlock(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class CRATEAlphaBlock(keras.layers.Layer):
+    """One CRATE-alpha layer: MSSA, then an overcomplete dictionary step.
+
+    Yang et al. 2024, "Scaling White-Box Transformers for Vision"
+    (CRATE-alpha). Both sub-blocks are residual: `x = x + MSSA(LN1(x))`,
+    then `x = x + ODL(LN2(x))`. With `z = LN2(x)`, the overcomplete
+    dictionary learning step runs two proximal steps of a sparse code in
+    the dictionary `D` (`[dim, expansion * dim]`) from zero and decodes the
+    code with a separate dictionary `D1` of the same shape:
+    `z1 = relu(eta * z D - eta * lambda)`,
+    `z2 = relu(z1 - eta * ((z1 D^T - z) D) - eta * lambda)`,
+    `out = z2 D1^T`. MSSA is CRATE's, with no bias on its output
+    projection.
+
+    Call arguments beyond the tokens: `attention_multiplier` and
+    `return_attention`, as in `ViTBlock`.
+
+    Args:
+        num_heads: int. Subspaces (attention heads).
+        head_dim: int. Width of each subspace.
+        expansion: int. Overcompleteness of the dictionaries (4 in the
+            paper).
+        step_size: float. Proximal step size eta (0.1 in the paper).
+        sparsity: float. Sparsity penalty lambda (0.1 in the paper).
+        attention_dropout: float. Dropout on attention probabilities.
+        layer_norm_epsilon: float. The official code uses 1e-6.
+        **kwargs: base layer arguments.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        expansion=4,
+        step_size=0.1,
+        sparsity=0.1,
+        attention_dropout=0.0,
+        layer_norm_epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.expansion = expansion
+        self.step_size = step_size
+        self.sparsity = sparsity
+        self.attention_dropout = attention_dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        policy = self.dtype_policy
+        self.norm1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm1"
+        )
+        self.attention = MultiHeadSelfAttention(
+            self.num_heads,
+            self.head_dim,
+            tied_qkv=True,
+            qkv_bias=False,
+            output_bias=False,
+            attention_dropout=self.attention_dropout,
+            kernel_initializer=_torch_linear_initializer(),
+            dtype=policy,
+            name="attention",
+        )
+        self.norm2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm2"
+        )
+        for layer in (self.norm1, self.attention, self.norm2):
+            layer.build(input_shape)
+        # Official init: kaiming_uniform_ of a [dim, expansion * dim] tensor,
+        # whose fan_in is its second axis.
+        dictionary_init = keras.initializers.VarianceScaling(
+            scale=2.0 / self.expansion, mode="fan_in", distribution="uniform"
+        )
+        shape = (hidden_dim, self.expansion * hidden_dim)
+        self.dictionary = self.add_weight(
+            shape=shape, initializer=dictionary_init, name="dictionary"
+        )
+        self.decoder = self.add_weight(
+            shape=shape, initializer=dictionary_init, name="decoder"
+        )
+
+    def call(
+        self,
+        tokens,
+        attention_multiplier=None,
+        return_attention=False,
+        training=None,
+    ):
+        attended = self.attention(
+            self.norm1(tokens),
+            attention_multiplier=attention_multiplier,
+            return_attention=return_attention,
+            training=training,
+        )
+        if return_attention:
+            attended, attention = attended
+        tokens = tokens + attended
+        hidden = self.norm2(tokens)
+        dictionary = ops.cast(self.dictionary, hidden.dtype)
+        decoder = ops.cast(self.decoder, hidden.dtype)
+        threshold = self.step_size * self.sparsity
+        code = ops.relu(
+            self.step_size * ops.matmul(hidden, dictionary) - threshold
+        )
+        residual = ops.matmul(code, ops.transpose(dictionary)) - hidden
+        code = ops.relu(
+            code
+            - self.step_size * ops.matmul(residual, dictionary)
+            - threshold
+        )
+        outputs = tokens + ops.matmul(code, ops.transpose(decoder))
+        if return_attention:
+            return outputs, attention
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "expansion": self.expansion,
+                "step_size": self.step_size,
+                "sparsity": self.sparsity,
+                "attention_dropout": self.attention_dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+
 def _torch_linear_initializer():
     # nn.Linear's default, U(+-1/sqrt(fan_in)), which the CRATE recipes use.
     return keras.initializers.VarianceScaling(

@@ -20,12 +20,7 @@ def load_timm_vit_state_dict(model, state_dict):
             into a classifier; a backbone ignores it).
         state_dict: mapping of names to arrays or torch tensors.
     """
-    if "dist_token" in state_dict:
-        raise ValueError(
-            "This is a DeiT checkpoint with a distillation token "
-            "(`dist_token`), which keras_ssl's ViT does not support. Use the "
-            "DeiT variant without distillation (e.g. `deit_small_patch16_224`)."
-        )
+    check_no_distillation_token(state_dict)
     is_classifier = isinstance(model, TokenImageClassifier)
     backbone = model.backbone if is_classifier else model
     copier = StateDictCopier(state_dict, source="timm ViT state dict")
@@ -64,3 +59,13 @@ def load_timm_vit_state_dict(model, state_dict):
         copier.check_all_used()
     else:
         copier.check_all_used(ignore=("head.",))
+
+
+def check_no_distillation_token(state_dict):
+    """Refuses DeiT's distilled variant, whose extra token we do not model."""
+    if "dist_token" in state_dict:
+        raise ValueError(
+            "This is a DeiT checkpoint with a distillation token "
+            "(`dist_token`), which keras_ssl's ViT does not support. Use the "
+            "DeiT variant without distillation (e.g. `deit_small_patch16_224`)."
+        )
