@@ -2,8 +2,10 @@
 
 from keras_ssl import hub
 from keras_ssl import data
+from keras_ssl import evaluation
 from keras_ssl import layers
 from keras_ssl import methods
 from keras_ssl import models
+from keras_ssl import ops
 from keras_ssl import visualization
 from keras_ssl.version import __version__

@@ -1,4 +1,4 @@
-"""The `keras-ssl` command: train, evaluate and list presets."""
+"""The `keras-ssl` command: train, pretrain, evaluate and list presets."""
 
 import argparse
 import json
@@ -13,6 +13,8 @@ ARCHITECTURES = (
     "resnet18", "resnet34", "resnet50", "resnet101",
 )
 CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
+PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet")
+PROTOCOLS = ("classifier", "knn", "linear", "finetune")
 
 
 def build_backbone(architecture, image_size=32, patch_size=4, num_layers=None):
@@ -174,14 +176,159 @@ def train(args):
     return metrics
 
 
+def _build_pretrain_method(args, backbone):
+    from keras_ssl import methods
+
+    if args.method == "rotnet":
+        return methods.RotNet(backbone)
+    method_cls = {
+        "patch_rotnet": methods.PatchRotNet,
+        "patch_relnet": methods.PatchRelNet,
+    }[args.method]
+    return method_cls(backbone, patch_ratio=args.patch_ratio, seed=args.seed)
+
+
+def pretrain(args):
+    """`keras-ssl pretrain`: self-supervised pretraining without labels."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    backbone = build_backbone(
+        args.backbone, args.image_size or 32, args.patch_size, args.num_layers
+    )
+    # The labels of the dataset, if any, are never read.
+    train_data, info = _load_split(args, "train", training=True)
+    model = _build_pretrain_method(args, backbone)
+    if args.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            args.learning_rate, weight_decay=args.weight_decay
+        )
+    else:
+        optimizer = keras.optimizers.SGD(
+            args.learning_rate, momentum=0.9, nesterov=True,
+            weight_decay=args.weight_decay,
+        )
+    model.compile(optimizer=optimizer)
+    # BackupAndRestore needs built weights to restore into.
+    side = args.image_size or 32
+    model(keras.ops.zeros((1, side, side, 3)))
+    os.makedirs(args.output, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
+        keras.callbacks.CSVLogger(
+            os.path.join(args.output, "history.csv"), append=True
+        ),
+    ]
+    start = time.time()
+    history = model.fit(
+        train_data, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose
+    )
+    backbone_dir = os.path.join(args.output, "backbone")
+    model.backbone.save_to_preset(backbone_dir)
+    metrics = {
+        "method": args.method,
+        "dataset": str(args.dataset),
+        "train_examples": info.num_examples,
+        "epochs": args.epochs,
+        "pretext_loss": float(history.history["loss"][-1]),
+        "pretext_accuracy": float(history.history["accuracy"][-1]),
+        "train_seconds_this_run": round(time.time() - start, 1),
+        "backend": keras.backend.backend(),
+        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+    }
+    with open(os.path.join(args.output, "metrics.json"), "w") as file:
+        json.dump(metrics, file, indent=2)
+    print(
+        f"pretext accuracy: {metrics['pretext_accuracy']:.4f}; backbone "
+        f"preset in {backbone_dir}"
+    )
+    return metrics
+
+
+def _evaluate_backbone(args):
+    """k-NN, linear probe or fine-tuning of a backbone preset."""
+    import keras_hub
+    import numpy as np
+
+    import keras_ssl  # noqa: F401  (registers our classes with keras-hub)
+    from keras_ssl import evaluation
+    from keras_ssl.data import load_dataset
+    from keras_ssl.hub import resolve_preset
+
+    backbone = keras_hub.models.Backbone.from_preset(resolve_preset(args.model))
+    split = args.eval_split or "test"
+    train_data, info = _load_split(args, "train", training=False)
+    test_data, test_info = _load_split(args, split, training=False)
+    num_classes = info.num_classes
+    if num_classes is None:
+        raise ValueError(f"The number of classes of '{args.dataset}' is unknown.")
+    metrics = {"protocol": args.protocol}
+    if args.protocol == "finetune":
+        train_data = load_dataset(
+            args.dataset, split="train", batch_size=args.batch_size,
+            image_size=args.image_size, augment="cifar", seed=args.seed,
+            validation_fraction=args.validation_fraction,
+            data_dir=args.data_dir, download=not args.no_download,
+        )
+        result = evaluation.fine_tune(
+            backbone, train_data, test_data, num_classes, head=args.head,
+            epochs=args.epochs or 20, learning_rate=args.learning_rate,
+            seed=args.seed, verbose=args.verbose,
+        )
+        accuracy = result.accuracy
+    else:
+        verbose = min(args.verbose, 1)
+        train_features, train_labels = evaluation.extract_features(
+            backbone, train_data, verbose=verbose
+        )
+        test_features, test_labels = evaluation.extract_features(
+            backbone, test_data, verbose=verbose
+        )
+        if args.protocol == "knn":
+            predictions = evaluation.knn_classify(
+                train_features, train_labels, test_features, k=args.k,
+                temperature=args.temperature, num_classes=num_classes,
+            )
+            accuracy = float(np.mean(predictions == test_labels))
+            metrics.update({"k": args.k, "temperature": args.temperature})
+        else:
+            accuracy = evaluation.linear_probe(
+                train_features, train_labels, test_features, test_labels,
+                num_classes=num_classes, head=args.head,
+                epochs=args.epochs or 100, learning_rate=args.learning_rate,
+                seed=args.seed, verbose=args.verbose,
+            ).accuracy
+    if args.protocol != "knn":
+        metrics["head"] = args.head
+    metrics.update(
+        {
+            "model": args.model,
+            "dataset": str(args.dataset),
+            "split": split,
+            "examples": test_info.num_examples,
+            "accuracy": accuracy,
+        }
+    )
+    return metrics
+
+
 def evaluate(args):
-    """`keras-ssl evaluate`: top-1 accuracy of a classifier preset."""
+    """`keras-ssl evaluate`: accuracy of a classifier preset, or of a
+    backbone preset under the k-NN, linear or fine-tune protocol."""
     import keras
     import keras_hub
 
     import keras_ssl  # noqa: F401  (registers our classes with keras-hub)
     from keras_ssl.hub import resolve_preset
 
+    if args.protocol != "classifier":
+        metrics = _evaluate_backbone(args)
+        _write_evaluation(args, metrics)
+        print(
+            f"{metrics['split']} accuracy ({args.protocol}): "
+            f"{metrics['accuracy']:.4f} on {metrics['examples']} images"
+        )
+        return metrics
     classifier = keras_hub.models.ImageClassifier.from_preset(
         resolve_preset(args.model)
     )
@@ -200,12 +347,16 @@ def evaluate(args):
         "accuracy": float(results["accuracy"]),
         "loss": float(results["loss"]),
     }
+    _write_evaluation(args, metrics)
+    print(f"{split} accuracy: {results['accuracy']:.4f} on {info.num_examples} images")
+    return metrics
+
+
+def _write_evaluation(args, metrics):
     if args.output:
         os.makedirs(args.output, exist_ok=True)
         with open(os.path.join(args.output, "evaluation.json"), "w") as file:
             json.dump(metrics, file, indent=2)
-    print(f"{split} accuracy: {results['accuracy']:.4f} on {info.num_examples} images")
-    return metrics
 
 
 def presets(args):
@@ -270,11 +421,57 @@ def make_parser():
                                    "metrics.json and the classifier preset.")
     train_parser.set_defaults(func=train)
 
+    pretrain_parser = commands.add_parser(
+        "pretrain", help="Self-supervised pretraining on unlabelled images "
+                         "(labels in the data are ignored); saves the "
+                         "backbone preset.")
+    _add_data_arguments(pretrain_parser)
+    pretrain_parser.add_argument("--method", choices=PRETRAIN_METHODS,
+                                 default="patch_rotnet")
+    pretrain_parser.add_argument("--backbone", default="resnet8",
+                                 help=f"One of: {', '.join(ARCHITECTURES)}.")
+    pretrain_parser.add_argument("--patch-ratio", type=float, default=0.4,
+                                 help="Patch side / image side (patch "
+                                      "methods).")
+    pretrain_parser.add_argument("--patch-size", type=int, default=4)
+    pretrain_parser.add_argument("--num-layers", type=int, default=None)
+    pretrain_parser.add_argument("--epochs", type=int, default=200,
+                                 help="The paper's 200 by default.")
+    pretrain_parser.add_argument("--optimizer", choices=("adamw", "sgd"),
+                                 default="adamw")
+    pretrain_parser.add_argument("--learning-rate", type=float, default=1e-3)
+    pretrain_parser.add_argument("--weight-decay", type=float, default=0.0)
+    pretrain_parser.add_argument("--augment", default="cifar",
+                                 choices=("cifar", "default", "none"))
+    pretrain_parser.add_argument("--output", default="runs/pretrain",
+                                 help="Folder for the backbone preset, "
+                                      "history.csv and metrics.json.")
+    pretrain_parser.set_defaults(func=pretrain)
+
     evaluate_parser = commands.add_parser(
-        "evaluate", help="Top-1 accuracy of a classifier preset.")
+        "evaluate", help="Top-1 accuracy of a classifier preset, or of a "
+                         "backbone preset by k-NN, linear probe or "
+                         "fine-tuning.")
     _add_data_arguments(evaluate_parser)
     evaluate_parser.add_argument("--model", required=True,
-                                 help="Classifier preset: name, folder or hf://.")
+                                 help="Preset (name, folder or hf://): a "
+                                      "classifier for --protocol classifier, "
+                                      "a backbone otherwise.")
+    evaluate_parser.add_argument("--protocol", choices=PROTOCOLS,
+                                 default="classifier",
+                                 help="classifier: the preset's own head; "
+                                      "knn: weighted k-NN on frozen "
+                                      "features; linear: a head on frozen "
+                                      "features; finetune: backbone + head "
+                                      "trained end to end.")
+    evaluate_parser.add_argument("--k", type=int, default=20)
+    evaluate_parser.add_argument("--temperature", type=float, default=0.07)
+    evaluate_parser.add_argument("--head", choices=("linear", "two_fc"),
+                                 default="linear")
+    evaluate_parser.add_argument("--epochs", type=int, default=None,
+                                 help="Head training epochs (default: 100 "
+                                      "linear, 20 finetune).")
+    evaluate_parser.add_argument("--learning-rate", type=float, default=1e-3)
     evaluate_parser.add_argument("--output", default=None)
     evaluate_parser.set_defaults(func=evaluate)
 

@@ -66,6 +66,8 @@ import keras_hub  # noqa: E402
 import keras_ssl  # noqa: E402
 from keras_ssl.methods import HPAH  # noqa: E402
 from keras_ssl.methods import MPAH  # noqa: E402
+from keras_ssl.methods import SFE  # noqa: E402
+from keras_ssl.methods import SLA  # noqa: E402
 from keras_ssl.methods import Supervised  # noqa: E402
 from keras_ssl.models import CRATEBackbone  # noqa: E402
 from keras_ssl.models import CRATEImageClassifier  # noqa: E402
@@ -213,16 +215,46 @@ def build_attention_head_method(method_cls):
     return build
 
 
+def build_rotation_method(method_name, **arguments):
+    """Builder of a rotation pretext method (RotNet, Patch RotNet/RelNet).
+
+    No preprocessor, as in `build_supervised`, so the ratio measures the
+    method itself; labels are ignored. RotNet encodes 4 views per input
+    image, Patch RotNet and Patch RelNet 8 (plus rotating and pasting), and
+    images/s counts input images.
+    """
+
+    def build(backbone, classifier_cls, num_classes):
+        from keras_ssl import methods
+
+        model = getattr(methods, method_name)(
+            backbone, preprocessor=None, **arguments
+        )
+        model.compile(optimizer="adamw", metrics=None)
+        return model
+
+    return build
+
+
 # Methods are reported as ratios to "supervised" on the same backbone.
 METHODS = {
     "supervised": build_supervised,
     "hpah": build_attention_head_method(HPAH),
     "mpah": build_attention_head_method(MPAH),
+    # SFE as the paper trains it (two joint classifiers, K = 9, with the
+    # self-distilled single head); SLA with its 4 rotations, no distillation.
+    "sfe": build_attention_head_method(SFE),
+    "sla": build_attention_head_method(SLA),
+    "rotnet": build_rotation_method("RotNet"),
+    "patch_rotnet": build_rotation_method("PatchRotNet", patch_ratio=0.4, seed=0),
+    "patch_relnet": build_rotation_method("PatchRelNet", patch_ratio=0.4, seed=0),
 }
 # Models a method applies to, where it does not apply to all of them.
 METHOD_MODELS = {
     "hpah": ("vit_t4", "crate_t4"),
     "mpah": ("vit_t4", "crate_t4"),
+    "sfe": ("resnet20", "resnet18"),
+    "sla": ("resnet20", "resnet18"),
 }
 
 

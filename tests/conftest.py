@@ -46,3 +46,19 @@ def sample_subset(count, split="train"):
     interleaved = np.stack(per_class, axis=1).reshape(-1)
     chosen = interleaved[:count]
     return images[chosen].astype("float32"), labels[chosen]
+
+
+def two_replica_strategy():
+    """A MirroredStrategy over the two logical CPUs set up above.
+
+    Reduction through one device: TensorFlow's collective all-reduce keeps
+    process-wide state, so a second collective strategy in the same test
+    process fails with "Shape mismatch in the collective instance".
+    """
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    assert len(devices) == 2, "conftest.py splits the CPU in two"
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )

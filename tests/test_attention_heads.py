@@ -15,6 +15,7 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from tests.conftest import sample_subset
 from tests.conftest import to_numpy
+from tests.conftest import two_replica_strategy
 
 METHODS = {"hpah": HPAH, "mpah": MPAH}
 
@@ -139,13 +140,9 @@ def test_tasks_compose_in_one_model():
 
 
 def test_trains_under_mirrored_strategy():
-    import tensorflow as tf
-
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    assert len(devices) == 2, "conftest.py splits the CPU in two"
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = two_replica_strategy()
     images, labels = sample_subset(32)
     for method in METHODS.values():
         with strategy.scope():

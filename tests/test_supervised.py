@@ -12,6 +12,7 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from tests.conftest import sample_subset
 from tests.conftest import to_numpy
+from tests.conftest import two_replica_strategy
 
 BACKBONES = {
     "vit": lambda: ViTBackbone(
@@ -95,13 +96,9 @@ def test_bad_configuration_is_refused():
 
 
 def test_trains_under_mirrored_strategy():
-    import tensorflow as tf
-
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2, "conftest.py splits the CPU in two"
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = two_replica_strategy()
     with strategy.scope():
         model = Supervised(BACKBONES["vit"](), num_classes=10)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -4,3 +4,12 @@ from keras_ssl.methods.attention_heads import HighestScoringPatchTask
 from keras_ssl.methods.attention_heads import MaskedPatchesTask
 from keras_ssl.methods.auxiliary_task import AuxiliaryTask
 from keras_ssl.methods.supervised import Supervised
+from keras_ssl.methods.patch_rotnet import PatchRelNet
+from keras_ssl.methods.patch_rotnet import PatchRotNet
+from keras_ssl.methods.rotnet import RotNet
+from keras_ssl.methods.joint_label_method import JointLabelMethod
+from keras_ssl.methods.joint_label_method import JointLabelTask
+from keras_ssl.methods.sfe import SFE
+from keras_ssl.methods.sfe import DroppedChannelsTask
+from keras_ssl.methods.sla import SLA
+from keras_ssl.methods.sla import RotationLabelTask
