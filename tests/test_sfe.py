@@ -17,6 +17,7 @@ from keras_ssl.ops import channel_groups
 from keras_ssl.ops import joint_cross_entropy
 from keras_ssl.ops import joint_labels
 from tests.conftest import sample_subset
+from tests.conftest import two_replica_strategy
 from tests.conftest import to_numpy
 
 
@@ -154,18 +155,9 @@ def test_fit_lowers_the_loss(options):
 
 
 def test_trains_under_mirrored_strategy():
-    import tensorflow as tf
-
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    assert len(devices) == 2, "conftest.py splits the CPU in two"
-    # Without collective ops: TF reuses collective instance keys across
-    # strategies, so a second collective MirroredStrategy in one process
-    # (another test's) fails with a shape mismatch.
-    strategy = tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
-    )
+    strategy = two_replica_strategy()
     with strategy.scope():
         model = SFE(resnet8(), 10, seed=0)
         model.compile(optimizer="adam")
