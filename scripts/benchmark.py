@@ -12,10 +12,12 @@ For every model it times, on the backend named by `KERAS_BACKEND`:
 
 The same configuration of the PyTorch reference implementation (timm ViT,
 the `tests/torch_references.py` CRATE, torchvision ResNet) is timed in the
-same process, interleaved run by run with ours so that load from other
-processes hits both alike, and our throughput is reported as a ratio
-"ours / reference". After `--warmup` steps, `--runs` timed runs of `--steps`
-steps each are made; the median images/s is reported with min and max.
+same process, as are the other `--method`s on the same backbone, all
+interleaved run by run so that load from other processes hits them alike;
+our throughput is reported as a ratio "ours / reference", and a method's
+as a ratio to supervised. After `--warmup` steps, `--runs` timed runs of
+`--steps` steps each are made; the median images/s is reported with min
+and max.
 
 Memory is the growth of the process' resident set size (RSS, sampled from
 `/proc/self/statm`) above its value at the start of each timed run, maximised
@@ -135,11 +137,14 @@ def build_crate_t4_reference(quick):
     )
 
 
-def build_resnet20(quick):
-    backbone = ResNetBackbone.cifar(
-        depth=8 if quick else 20, image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
-    )
-    return backbone, ResNetImageClassifier
+def cifar_resnet_builder(depth):
+    def build(quick):
+        backbone = ResNetBackbone.cifar(
+            depth=8 if quick else depth, image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+        )
+        return backbone, ResNetImageClassifier
+
+    return build
 
 
 def build_resnet18(quick):
@@ -172,7 +177,8 @@ MODELS = {
         "PyTorch CRATE reference",
         build_crate_t4_reference,
     ),
-    "resnet20": ("ResNet-20 (CIFAR)", build_resnet20, None, None),
+    "resnet20": ("ResNet-20 (CIFAR)", cifar_resnet_builder(20), None, None),
+    "resnet110": ("ResNet-110 (CIFAR)", cifar_resnet_builder(110), None, None),
     "resnet18": (
         "ResNet-18 (ImageNet stem)",
         build_resnet18,
@@ -253,8 +259,8 @@ METHODS = {
 METHOD_MODELS = {
     "hpah": ("vit_t4", "crate_t4"),
     "mpah": ("vit_t4", "crate_t4"),
-    "sfe": ("resnet20", "resnet18"),
-    "sla": ("resnet20", "resnet18"),
+    "sfe": ("resnet20", "resnet110", "resnet18"),
+    "sla": ("resnet20", "resnet110", "resnet18"),
 }
 
 
@@ -399,11 +405,15 @@ def torch_steps(model, images, labels):
     return forward, train_step
 
 
-def benchmark_model(name, method, args):
-    """Benchmarks one model trained by one method (and its reference).
+def benchmark_model(name, methods, args):
+    """Benchmarks one model trained by each of `methods` (and its reference).
+
+    All methods' steps (and the reference's, next to supervised) are timed
+    interleaved run by run, so the ratios to supervised are taken under
+    the same load.
 
     Returns:
-        A list of result rows (ours, then the reference if any).
+        A list of result rows: ours per method, then the reference if any.
     """
     label, build, reference_label, build_reference = MODELS[name]
     rng = np.random.default_rng(0)
@@ -413,11 +423,14 @@ def benchmark_model(name, method, args):
     labels = rng.integers(0, NUM_CLASSES, size=(args.batch_size,))
     labels = labels.astype("int32")
 
-    keras.utils.set_random_seed(0)
-    backbone, classifier_cls = build(args.quick)
-    model = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
-    implementations = {"ours": keras_steps(model, images, labels)}
-    if method == "supervised" and build_reference is not None:
+    models = {}
+    implementations = {}
+    for method in methods:
+        keras.utils.set_random_seed(0)
+        backbone, classifier_cls = build(args.quick)
+        models[method] = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+        implementations[method] = keras_steps(models[method], images, labels)
+    if "supervised" in methods and build_reference is not None:
         torch.manual_seed(0)
         reference = build_reference(args.quick)
         implementations["reference"] = torch_steps(reference, images, labels)
@@ -441,10 +454,11 @@ def benchmark_model(name, method, args):
             "implementation": f"keras_ssl ({backend})",
             "params_m": model.count_params() / 1e6,
             "jit_compile": model.jit_compile,
-            "forward": timing["forward"]["ours"],
-            "train": timing["train"]["ours"],
+            "forward": timing["forward"][method],
+            "train": timing["train"][method],
             "backend_memory": backend_memory_info(),
         }
+        for method, model in models.items()
     ]
     if "reference" in implementations:
         params = sum(p.numel() for p in reference.parameters())
@@ -452,7 +466,7 @@ def benchmark_model(name, method, args):
             {
                 "model": name,
                 "label": label,
-                "method": method,
+                "method": "supervised",
                 "implementation": f"{reference_label} (torch eager)",
                 "params_m": params / 1e6,
                 "jit_compile": False,
@@ -462,9 +476,42 @@ def benchmark_model(name, method, args):
         )
         for phase in ("forward", "train"):
             rows[0][phase]["ratio"] = (
-                rows[0][phase]["images_per_s"] / rows[1][phase]["images_per_s"]
+                rows[0][phase]["images_per_s"] / rows[-1][phase]["images_per_s"]
             )
     return rows
+
+
+def memory_probe(name, method, args):
+    """Runs in a fresh process: builds one model, trains `--steps` + 1
+    steps and prints its peak RSS above the RSS once the model was built."""
+    import resource
+
+    label, build, _, _ = MODELS[name]
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(args.batch_size, IMAGE_SIZE, IMAGE_SIZE, 3))
+    images = images.astype("float32")
+    labels = rng.integers(0, NUM_CLASSES, size=(args.batch_size,)).astype("int32")
+    keras.utils.set_random_seed(0)
+    backbone, classifier_cls = build(args.quick)
+    model = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+    built = RSSSampler.rss()
+    for _ in range(args.steps + 1):
+        model.train_on_batch(images, labels)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB
+    print(json.dumps({"peak_growth_mb": (peak - built) / 2**20}))
+
+
+def peak_train_memory(name, method, args):
+    """Peak RSS growth (MB) of `method` training `name`, in a fresh process
+    so that no other model's allocations are reused."""
+    import subprocess
+
+    command = [
+        sys.executable, os.path.abspath(__file__), "--memory-probe", name, method,
+        "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+    ] + (["--quick"] if args.quick else [])
+    output = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])["peak_growth_mb"]
 
 
 def add_method_ratios(rows):
@@ -481,6 +528,8 @@ def add_method_ratios(rows):
                 row[phase]["ratio"] = (
                     row[phase]["images_per_s"] / base[phase]["images_per_s"]
                 )
+            if "peak_train_mb" in row:
+                row["peak_train_ratio"] = row["peak_train_mb"] / base["peak_train_mb"]
 
 
 # === Environment ===
@@ -547,6 +596,7 @@ def markdown_section(report):
     """This backend's section of `docs/BENCHMARKS.md`."""
     machine = report["machine"]
     config = report["config"]
+    peak = any("peak_train_mb" in row for row in report["results"])
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
     lines = [
         f"## {report['backend']}",
@@ -568,17 +618,24 @@ def markdown_section(report):
         "",
         "| Model | Implementation | Method | Params (M) "
         "| Forward img/s | Ours / ref | Train img/s | Ours / ref "
-        "| RSS growth fwd / train (MB) |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+        "| RSS growth fwd / train (MB) |"
+        + (" Peak train memory (MB) | / supervised |" if peak else ""),
+        "|---|---|---|--:|--:|--:|--:|--:|--:|" + ("--:|--:|" if peak else ""),
     ]
     for row in report["results"]:
         fwd, train = row["forward"], row["train"]
-        lines.append(
+        line = (
             f"| {row['label']} | {row['implementation']} | {row['method']} "
             f"| {row['params_m']:.2f} | {_rate(fwd)} | {_ratio(fwd)} "
             f"| {_rate(train)} | {_ratio(train)} "
             f"| {fwd['rss_growth_mb']:.0f} / {train['rss_growth_mb']:.0f} |"
         )
+        if peak:
+            ratio = row.get("peak_train_ratio")
+            line += (
+                f" {row['peak_train_mb']:.0f} |" if "peak_train_mb" in row else " |"
+            ) + (f" {ratio:.2f} |" if ratio is not None else " |")
+        lines.append(line)
     lines += [
         "",
         "\"Ours / ref\" divides our images/s by the reference's (PyTorch "
@@ -587,7 +644,15 @@ def markdown_section(report):
         "available; the column is its peak growth during a timed run over "
         "the value at the run's start, i.e. working memory, not weights. "
         "Memory that an allocator kept from the warm-up step is reused "
-        "without growing the RSS, so a small figure is a lower bound.",
+        "without growing the RSS, so a small figure is a lower bound."
+        + (
+            " Peak train memory (`--peak-memory`): a fresh process per row "
+            "builds the model and trains `--steps` + 1 steps; its peak RSS "
+            "above the RSS of the built model (activations, gradients, "
+            "optimizer state and the backend's tracing or compilation)."
+            if peak
+            else ""
+        ),
     ]
     return "\n".join(lines)
 
@@ -656,6 +721,15 @@ def parse_args(argv=None):
         "2 runs of 1 step (overrides the batch and step arguments).",
     )
     parser.add_argument(
+        "--peak-memory",
+        action="store_true",
+        help="Also measure each method's peak train memory in a fresh "
+        "process (peak RSS above the built model's; slower).",
+    )
+    parser.add_argument(
+        "--memory-probe", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
         "--json-out",
         default=None,
         help="Defaults to docs/benchmarks/<backend>.json.",
@@ -677,6 +751,9 @@ def main(argv=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.memory_probe:
+        memory_probe(*args.memory_probe, args)
+        return None
     backend = keras.backend.backend()
     json_out = args.json_out or os.path.join(
         REPO_ROOT, "docs", "benchmarks", f"{backend}.json"
@@ -707,20 +784,26 @@ def main(argv=None):
     }
     methods = list(dict.fromkeys(["supervised", *args.method]))
     for name in args.models:
-        for method in methods:
-            if name not in METHOD_MODELS.get(method, (name,)):
-                continue
-            print(f"[benchmark] {backend}: {name} / {method}", flush=True)
-            rows = benchmark_model(name, method, args)
+        applicable = [
+            method
+            for method in methods
+            if name in METHOD_MODELS.get(method, (name,))
+        ]
+        print(f"[benchmark] {backend}: {name} / {', '.join(applicable)}", flush=True)
+        rows = benchmark_model(name, applicable, args)
+        if args.peak_memory:
             for row in rows:
-                print(
-                    f"  {row['implementation']}: forward "
-                    f"{row['forward']['images_per_s']:,.1f} img/s, train "
-                    f"{row['train']['images_per_s']:,.1f} img/s",
-                    flush=True,
-                )
-            report["results"].extend(rows)
-            keras.backend.clear_session()
+                if "keras_ssl" in row["implementation"]:
+                    row["peak_train_mb"] = peak_train_memory(name, row["method"], args)
+        for row in rows:
+            print(
+                f"  {row['implementation']} {row['method']}: forward "
+                f"{row['forward']['images_per_s']:,.1f} img/s, train "
+                f"{row['train']['images_per_s']:,.1f} img/s",
+                flush=True,
+            )
+        report["results"].extend(rows)
+        keras.backend.clear_session()
     add_method_ratios(report["results"])
     # Keras resolves "auto" per backend and device, alike for every model.
     report["jit_compile"] = report["results"][0]["jit_compile"]

@@ -14,17 +14,16 @@ The CPU default is a few thousand images per epoch for a few epochs with a
 cosine schedule; each run is appended to the JSON file as it finishes, so a
 stopped job keeps what it measured and `--table-only` rebuilds the table.
 
-`--cost` instead measures Table 3's cost: the train-step time and peak
-memory growth of SFE and SLA as ratios to the baseline, with the three
-models' steps interleaved run by run in one process (so that load from
-other processes hits all alike), using `scripts/benchmark.py`'s timer.
+Table 3's cost (train-step time and memory of SFE and SLA as ratios to
+the baseline, interleaved in one process) is measured by
+`scripts/benchmark.py --models resnet20 resnet110 resnet18 --method sfe
+sla`.
 
 Example:
 
 ```
 nice -n 19 python scripts/reproduce_sfe.py /work/shared/data/cifar10 \
-    --depth 8 --epochs 8 --train-images 4096 --test-images 2000 --seeds 0 1 2
-python scripts/reproduce_sfe.py --cost --depth 20 --runs 5
+    --depth 20 --epochs 10 --train-images 2560 --test-images 2000 --seeds 0 1 2
 ```
 """
 
@@ -127,41 +126,6 @@ def run(method, seed, args, test_images, test_labels):
     }
 
 
-def measure_cost(args):
-    """Interleaved train-step time and memory of the three methods."""
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from benchmark import keras_steps
-    from benchmark import time_interleaved
-
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (args.batch_size, 32, 32, 3)).astype("float32")
-    labels = rng.integers(0, 10, (args.batch_size,)).astype("int32")
-    steps = {}
-    for method in ("baseline", "sfe", "sla"):
-        keras.utils.set_random_seed(0)
-        model = build(method, args.depth, 10, args.beta)
-        model.compile(optimizer="sgd", metrics=None)
-        steps[method] = keras_steps(model, images, labels)[1]
-    timing = time_interleaved(steps, args.batch_size, 1, args.runs, 1)
-    base = timing["baseline"]
-    lines = [
-        f"ResNet-{args.depth}, batch {args.batch_size}, median of "
-        f"{args.runs} interleaved steps:",
-        "",
-        "| Method | Train img/s | Time / baseline | RSS growth (MB) |",
-        "|---|--:|--:|--:|",
-    ]
-    for method, row in timing.items():
-        lines.append(
-            f"| {method} | {row['images_per_s']:.1f} "
-            f"| {base['images_per_s'] / row['images_per_s']:.2f}x "
-            f"| {row['rss_growth_mb']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
 def table(results, args_line):
     lines = [
         "| " + " | ".join(COLUMNS) + " |",
@@ -182,6 +146,19 @@ def table(results, args_line):
                 f" ({len(values)} seeds)"
             )
     lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| Seed | " + " | ".join(COLUMNS) + " |", "|---|" + "--:|" * len(COLUMNS)]
+    for seed in sorted({r["seed"] for r in results}):
+        accuracy = {}
+        for r in results:
+            if r["seed"] == seed:
+                accuracy.update(r["accuracy"])
+        lines.append(
+            f"| {seed} | "
+            + " | ".join(
+                f"{100 * accuracy[c]:.2f}" if c in accuracy else "—" for c in COLUMNS
+            )
+            + " |"
+        )
     times = {}
     for r in results:
         times.setdefault(r["method"], []).append(r["train_time_s"])
@@ -200,7 +177,7 @@ def parse_args(argv=None):
         "data", nargs="?", help="CIFAR-10 image folder or TFDS name."
     )
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--depth", type=int, default=8)
+    parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument(
         "--train-images", type=int, default=4096,
@@ -222,32 +199,35 @@ def parse_args(argv=None):
         "--table-only", action="store_true",
         help="Print the table of the runs already in `--out`.",
     )
-    parser.add_argument(
-        "--cost", action="store_true",
-        help="Measure interleaved train-step cost instead of accuracy.",
-    )
-    parser.add_argument("--runs", type=int, default=5, help="For --cost.")
     args = parser.parse_args(argv)
-    if args.data is None and not (args.cost or args.table_only):
+    if args.data is None and not args.table_only:
         parser.error("the data path is required to train")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.cost:
-        print(measure_cost(args))
-        return
     results = []
     args_line = "python scripts/reproduce_sfe.py " + " ".join(
         os.sys.argv[1:] if argv is None else argv
     )
+    # What fixes a run's result; resuming must not mix configurations.
+    setting = {
+        key: getattr(args, key)
+        for key in ("num_classes", "depth", "epochs", "train_images", "test_images",
+                    "batch_size", "lr", "weight_decay", "schedule", "beta")
+    }
     if os.path.exists(args.out):
         with open(args.out) as f:
             stored = json.load(f)
         results = stored["runs"]
         if args.table_only:
             args_line = stored["command"]
+        elif stored.get("setting") != setting:
+            raise SystemExit(
+                f"{args.out} holds runs of another setting ({stored.get('setting')}); "
+                "pass a new `--out` for this one."
+            )
     if not args.table_only:
         test_images, test_labels = test_arrays(args.data, args.test_images)
         for seed in args.seeds:
@@ -256,7 +236,11 @@ def main(argv=None):
                     continue
                 results.append(run(method, seed, args, test_images, test_labels))
                 with open(args.out, "w") as f:
-                    json.dump({"command": args_line, "runs": results}, f, indent=2)
+                    json.dump(
+                        {"command": args_line, "setting": setting, "runs": results},
+                        f,
+                        indent=2,
+                    )
                 print(json.dumps(results[-1]), flush=True)
                 keras.backend.clear_session()
     print(table(results, args_line))

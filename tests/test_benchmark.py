@@ -60,3 +60,26 @@ def test_quick_benchmark_writes_reports(tmp_path):
     assert f"## {backend}" in text
     assert "kept" in text and "stale" not in text
     assert "CRATE-T/4" in text
+
+
+@pytest.mark.slow
+def test_method_rows_are_interleaved_ratios_with_peak_memory(tmp_path):
+    pytest.importorskip("timm")
+    benchmark = load_benchmark()
+    json_out = tmp_path / "methods.json"
+    benchmark.main(
+        ["--quick", "--models", "resnet20", "--method", "sfe", "--peak-memory",
+         "--json-out", str(json_out), "--markdown-out", str(tmp_path / "B.md")]
+    )
+    rows = json.loads(json_out.read_text())["results"]
+    assert [row["method"] for row in rows] == ["supervised", "sfe"]
+    supervised, sfe = rows
+    for row in rows:
+        assert row["peak_train_mb"] > 0
+    assert sfe["train"]["ratio"] == pytest.approx(
+        sfe["train"]["images_per_s"] / supervised["train"]["images_per_s"]
+    )
+    assert sfe["peak_train_ratio"] == pytest.approx(
+        sfe["peak_train_mb"] / supervised["peak_train_mb"]
+    )
+    assert "Peak train memory" in (tmp_path / "B.md").read_text()

@@ -334,3 +334,34 @@ def test_unsupported_depth(constructor, depth, message):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ResNetBackbone(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride",
+    [(3, 3, 1), (4, 3, 2), (5, 3, 2), (2, 1, 2), (7, 7, 2), (6, 3, 1)],
+)
+def test_fast_tensorflow_conv_gradient_equals_tensorflow_own(size, kernel, stride):
+    # The TF-only fast gradient on small maps (at most 16 output pixels)
+    # against TF's gradient of a plain Conv2D.
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the fast gradient replaces a TensorFlow kernel only")
+    import tensorflow as tf
+
+    from keras_ssl.models.resnet.resnet_layers import ResNetConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, size, size, 8)).astype("float32"))
+    fast = ResNetConv2D(6, kernel, strides=stride, use_bias=False)
+    fast.build(x.shape)
+    plain = keras.layers.Conv2D(6, kernel, strides=stride, use_bias=False)
+    plain.build(x.shape)
+    plain.set_weights(fast.get_weights())
+    results = []
+    for layer in (fast, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * y)
+        results.append([y, *tape.gradient(loss, [x, layer.kernel])])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)

@@ -132,7 +132,7 @@ def test_propagated_maps_match_materialised_maps():
     joint = to_numpy(model.task(trace, training=False)["joint_logits"])
     assert joint.shape == (4, 1, 5, 50)
     masks = numpy_masks(to_numpy(model.task.permutations[0]), 4)
-    features = to_numpy(trace["stage_outputs"][0])
+    features = to_numpy(trace["stage_outputs"][0])[:4]
     for j in range(5):
         x = keras.ops.convert_to_tensor((features * masks[j]).astype("float32"))
         for stage in model.backbone.stages[1:]:
@@ -140,6 +140,28 @@ def test_propagated_maps_match_materialised_maps():
         pooled = to_numpy(x).mean(axis=(1, 2))
         kernel, bias = (to_numpy(w) for w in model.task.heads[0].weights)
         np.testing.assert_allclose(joint[:, 0, j], pooled @ kernel + bias, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.multibackend
+def test_propagated_maps_share_one_batchnorm_batch_with_the_originals():
+    model = SFE(resnet8(), 10, num_transforms=5, transform_stages=(0,), propagate=True, seed=1)
+    raw = sample_subset(4)[0]
+    outputs = model(raw, training=True)
+    images = keras.ops.convert_to_tensor(model.preprocessor(raw))
+    joint = to_numpy(outputs["sfe"]["joint_logits"])[:, 0]
+    # By hand: the 4 originals and their 4 x 4 dropped-group maps as one
+    # batch of 20 through the later stages, in training mode.
+    backbone = model.backbone
+    features = to_numpy(backbone.stages[0](backbone.stem(images, training=True), training=True))
+    masks = numpy_masks(to_numpy(model.task.permutations[0]), 4)
+    x = keras.ops.convert_to_tensor(np.concatenate([features * mask for mask in masks]).astype("float32"))
+    for stage in backbone.stages[1:]:
+        x = stage(x, training=True)
+    pooled = to_numpy(x).mean(axis=(1, 2)).reshape(5, 4, -1).transpose(1, 0, 2)
+    kernel, bias = (to_numpy(w) for w in model.task.heads[0].weights)
+    np.testing.assert_allclose(joint, pooled @ kernel + bias, rtol=1e-4, atol=1e-4)
+    # The supervised loss reads the originals only.
+    assert outputs["logits"].shape == (4, 10)
 
 
 @pytest.mark.multibackend

@@ -47,7 +47,7 @@ def test_joint_logits_and_inference_match_numpy():
     # Each rotation through the plain classifier's features, by hand.
     for turns in range(4):
         rotated = np.rot90(preprocessed, turns, axes=(1, 2)).copy()
-        features = to_numpy(model.trace(keras.ops.convert_to_tensor(rotated), training=False)["features"])
+        features = to_numpy(model.trace(keras.ops.convert_to_tensor(rotated), training=False)["features"])[:6]
         np.testing.assert_allclose(joint[:, turns], features @ kernel + bias, rtol=1e-4, atol=1e-4)
     expected = {
         "si": joint[:, 0, 0::4],
@@ -65,6 +65,25 @@ def test_joint_logits_and_inference_match_numpy():
     kl = np.mean(np.sum(np.exp(teacher) * (teacher - log_softmax(single)), -1))
     np.testing.assert_allclose(
         to_numpy(model.task.compute_task_loss(outputs, labels)), ce + kl, rtol=1e-4
+    )
+
+
+@pytest.mark.multibackend
+def test_rotations_share_one_batchnorm_batch_with_the_originals():
+    model = SLA(resnet8(), 10)
+    raw = sample_subset(4)[0]
+    outputs = model(raw, training=True)
+    images = keras.ops.convert_to_tensor(model.preprocessor(raw))
+    joint = to_numpy(outputs["sla"]["joint_logits"])[:, 0]
+    # By hand: the 4 images and their 12 rotations as one training batch.
+    rotated = np.concatenate([np.rot90(to_numpy(images), turns, axes=(1, 2)) for turns in range(4)])
+    features = to_numpy(model.backbone(keras.ops.convert_to_tensor(rotated), training=True))
+    features = features.mean(axis=(1, 2)).reshape(4, 4, -1).transpose(1, 0, 2)
+    kernel, bias = (to_numpy(w) for w in model.task.head.weights)
+    np.testing.assert_allclose(joint, features @ kernel + bias, rtol=1e-4, atol=1e-4)
+    assert outputs["logits"].shape == (4, 10)
+    np.testing.assert_allclose(
+        to_numpy(outputs["sla"]["classifier_logits"]), to_numpy(outputs["logits"]), rtol=1e-5
     )
 
 

@@ -28,12 +28,23 @@ class AuxiliaryTask(keras.layers.Layer):
     (lists over blocks) and `"attention"` (dict block index -> `[B, H, T,
     T]`); for ResNets `"stage_outputs"`.
 
+    A task that trains on transformed copies of the batch (SLA's rotations,
+    SFE's propagated dropped-channel maps) sets `expands_batch_after` and
+    implements `expand_batch(x)`: at that point of the forward pass the
+    host appends the copies after the B originals, so one pass — and one
+    set of BatchNorm batch statistics — covers originals and copies, as the
+    papers concatenate them. That task's trace holds every row (originals
+    first); the supervised loss and the other tasks see the B originals.
+
     Args:
         weight: float. Weight of the task's loss in the total.
         **kwargs: base layer arguments (`name`, ...).
     """
 
     attention_layers = ()
+    # None, "input" (the preprocessed images) or the index of the block or
+    # stage whose output gets the transformed copies.
+    expands_batch_after = None
 
     def __init__(self, weight=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -56,6 +67,11 @@ class AuxiliaryTask(keras.layers.Layer):
     def build(self, input_shape=None):
         # A task builds its layers in `attach`, once the backbone is known.
         self.built = True
+
+    def expand_batch(self, x):
+        """Transformed copies of `x` (`[B, ...]`) as `[n * B, ...]`, to be
+        appended to the batch at `expands_batch_after`."""
+        raise NotImplementedError
 
     def compute_task_loss(self, outputs, labels):
         raise NotImplementedError

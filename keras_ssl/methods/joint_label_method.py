@@ -41,6 +41,7 @@ class JointLabelTask(AuxiliaryTask):
     and `"classifier_logits"` (the host's single classifier, the student of
     self-distillation), set `num_transforms` and `classifier_weights`
     (the loss weight of each joint classifier), and implement
+    `si_logits(trace)` (SI inference without the transformations) and
     `si_head_weights()` (the plain head that export writes).
 
     Loss: `sum_s w_s * mean_j CE(joint_s(x_j), y * K + j)`, plus, with
@@ -80,6 +81,11 @@ class JointLabelTask(AuxiliaryTask):
         return conditional_logits(
             outputs["joint_logits"][:, -1], self.num_transforms
         )[:, 0]
+
+    def si_logits(self, trace):
+        """SI from an unexpanded trace (the originals only): the same
+        logits as `single_logits`, without computing any transformation."""
+        raise NotImplementedError
 
     def aggregated_logits(self, outputs):
         """AG: conditional logits averaged over all maps of all joint
@@ -164,9 +170,10 @@ class JointLabelMethod(Supervised):
             return super().call(images, training=training)
         if self.preprocessor is not None:
             images = self.preprocessor(images)
-        outputs = self.task(self.trace(images, training=False), training=False)
         if self.inference == "si":
-            return self.task.single_logits(outputs)
+            trace = self.trace(images, training=False, expand_batch=False)
+            return self.task.si_logits(trace)
+        outputs = self.task(self.trace(images, training=False), training=False)
         return self.task.aggregated_logits(outputs)
 
     def compute_loss(

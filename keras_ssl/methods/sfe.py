@@ -36,9 +36,9 @@ class DroppedChannelsTask(JointLabelTask):
     With `propagate=True` (the paper's Table 6 single-classifier setting),
     the transform follows one earlier stage and the k dropped-group maps
     travel through the remaining stages to one joint classifier on the last
-    stage; map 0 reuses the host's pass, so BatchNorm sees the original and
-    the transformed maps as two batches (the paper concatenates them into
-    one).
+    stage. The host appends the k maps to the batch at that stage
+    (`expands_batch_after`), so the later stages run once on (1 + k)B maps
+    and BatchNorm normalises them together, as the paper concatenates them.
 
     Loss weights: `beta` on every joint classifier but the last, 1 on the
     last (the paper's text and Figure 4 put the small weight on the
@@ -167,6 +167,8 @@ class DroppedChannelsTask(JointLabelTask):
             self.heads.append(head)
         self.classifier_weights = (self.beta,) * (len(self.heads) - 1) + (1.0,)
         self.last_stage = num_stages - 1
+        if self.propagate and self.stages[0] != self.last_stage:
+            self.expands_batch_after = self.stages[0]
 
     def masks(self, index, dtype):
         """`[K, C]` channel masks of the `index`-th transformed stage."""
@@ -176,34 +178,38 @@ class DroppedChannelsTask(JointLabelTask):
 
     def call(self, trace, training=None):
         stage_outputs = trace["stage_outputs"]
-        if self.propagate and self.stages[0] != self.last_stage:
-            joint = [self._propagated_logits(trace, training)]
+        if self.expands_batch_after is not None:
+            # Map-major rows: the B originals, then each dropped group's B.
+            pooled = ops.mean(stage_outputs[-1], axis=(1, 2))
+            pooled = ops.reshape(
+                pooled, (self.num_transforms, -1, ops.shape(pooled)[-1])
+            )
+            joint = [self.heads[0](ops.transpose(pooled, (1, 0, 2)))]
+            logits = trace["logits"]
+            classifier_logits = ops.reshape(
+                logits, (self.num_transforms, -1, ops.shape(logits)[-1])
+            )[0]
         else:
             joint = []
             for index, (stage, head) in enumerate(zip(self.stages, self.heads)):
                 pooled = ops.mean(stage_outputs[stage], axis=(1, 2))
                 masks = self.masks(index, pooled.dtype)
                 joint.append(head(pooled[:, None, :] * masks[None]))
+            classifier_logits = trace["logits"]
         return {
             "joint_logits": ops.stack(joint, axis=1),
-            "classifier_logits": trace["logits"],
+            "classifier_logits": classifier_logits,
         }
 
-    def _propagated_logits(self, trace, training):
-        backbone = self.host_model().backbone
-        features = trace["stage_outputs"][self.stages[0]]
+    def expand_batch(self, features):
         masks = self.masks(0, features.dtype)[1:]  # the k dropped-group maps
-        batch_size = ops.shape(features)[0]
-        maps = features[:, None] * masks[None, :, None, None, :]
-        maps = ops.reshape(maps, (-1, *ops.shape(features)[1:]))
-        for stage in backbone.stages[self.stages[0] + 1 :]:
-            maps = stage(maps, training=training)
-        pooled = ops.reshape(
-            ops.mean(maps, axis=(1, 2)), (batch_size, self.num_transforms - 1, -1)
-        )
-        original = ops.mean(trace["stage_outputs"][-1], axis=(1, 2))
-        pooled = ops.concatenate([original[:, None], pooled], axis=1)
-        return self.heads[0](pooled)
+        maps = masks[:, None, None, None, :] * features[None]
+        return ops.reshape(maps, (-1, *ops.shape(features)[1:]))
+
+    def si_logits(self, trace):
+        stage = self.last_stage if self.propagate else self.stages[-1]
+        pooled = ops.mean(trace["stage_outputs"][stage], axis=(1, 2))
+        return self.heads[-1](pooled)[:, :: self.num_transforms]
 
     def si_head_weights(self):
         """`(kernel [C, N], bias [N])`: the last joint classifier's columns

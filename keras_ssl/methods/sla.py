@@ -19,11 +19,11 @@ NUM_ROTATIONS = 4
 class RotationLabelTask(JointLabelTask):
     """SLA's task: predict the class and the rotation (0, 90, 180, 270).
 
-    The host's forward pass gives rotation 0; the three rotated copies of
-    the (preprocessed) batch run through the host's network as one batch of
-    3B, and a joint classifier `Dense(num_classes * 4)` on the pooled
-    features of all four predicts joint label `y * 4 + r`. BatchNorm
-    therefore sees the original and the rotated images as two batches.
+    The three rotated copies of the (preprocessed) batch are appended to it
+    before the backbone (`expands_batch_after = "input"`), so the network
+    runs once on 4B images and BatchNorm normalises originals and rotations
+    together, as SLA trains. A joint classifier `Dense(num_classes * 4)` on
+    the pooled features of all four predicts joint label `y * 4 + r`.
     Works with any backbone the host can trace (ResNets, ViT, CRATE);
     images must be square.
 
@@ -36,6 +36,7 @@ class RotationLabelTask(JointLabelTask):
     """
 
     num_transforms = NUM_ROTATIONS
+    expands_batch_after = "input"
 
     def __init__(self, self_distillation=False, name="sla", **kwargs):
         super().__init__(self_distillation=self_distillation, name=name, **kwargs)
@@ -57,24 +58,27 @@ class RotationLabelTask(JointLabelTask):
         )
         self.head.build((None, feature_dim))
 
-    def call(self, trace, training=None):
-        images = trace["images"]
-        rotated = ops.concatenate(
+    def expand_batch(self, images):
+        return ops.concatenate(
             [rotate_images(images, turns) for turns in range(1, NUM_ROTATIONS)],
             axis=0,
         )
-        features = self.host_model().trace(rotated, training=training)["features"]
-        features = ops.reshape(
-            features, (NUM_ROTATIONS - 1, -1, ops.shape(features)[-1])
-        )
-        features = ops.concatenate(
-            [trace["features"][:, None], ops.transpose(features, (1, 0, 2))],
-            axis=1,
-        )  # [B, 4, D], rotation r at row r
+
+    def call(self, trace, training=None):
+        # Rows are rotation-major: the B originals, then each rotation's B.
+        features = trace["features"]
+        features = ops.reshape(features, (NUM_ROTATIONS, -1, ops.shape(features)[-1]))
+        features = ops.transpose(features, (1, 0, 2))  # [B, 4, D], rotation r at r
+        logits = trace["logits"]
         return {
             "joint_logits": self.head(features)[:, None],
-            "classifier_logits": trace["logits"],
+            "classifier_logits": ops.reshape(
+                logits, (NUM_ROTATIONS, -1, ops.shape(logits)[-1])
+            )[0],
         }
+
+    def si_logits(self, trace):
+        return self.head(trace["features"])[:, ::NUM_ROTATIONS]
 
     def si_head_weights(self):
         """`(kernel [D, N], bias [N])`: the joint classifier's rotation-0

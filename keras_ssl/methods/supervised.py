@@ -123,6 +123,18 @@ class Supervised(keras.Model):
             )
         for task in self.auxiliary_tasks:
             task.attach(self)
+            task.build()  # `attach` made its layers.
+        expanding = [
+            task.name
+            for task in self.auxiliary_tasks
+            if task.expands_batch_after is not None
+        ]
+        if len(expanding) > 1:
+            raise ValueError(
+                "Only one auxiliary task may append transformed copies to "
+                f"the batch; received {expanding}. Train them in separate "
+                "models."
+            )
 
     @property
     def backbone(self):
@@ -138,16 +150,33 @@ class Supervised(keras.Model):
         if not (training and self.auxiliary_tasks):
             return self.classifier(images, training=training)
         trace = self.trace(images, training=training)
+        originals = trace
+        if self._expanding_task() is not None:
+            batch_size = ops.shape(images)[0]
+            originals = keras.tree.map_structure(lambda x: x[:batch_size], trace)
+        outputs = {"logits": originals["logits"]}
         for task in self.auxiliary_tasks:
-            trace[task.name] = task(trace, training=training)
-        return trace
+            task_trace = trace if task.expands_batch_after is not None else originals
+            outputs[task.name] = task(task_trace, training=training)
+        return outputs
 
-    def trace(self, images, training=None):
+    def _expanding_task(self):
+        for task in self.auxiliary_tasks:
+            if task.expands_batch_after is not None:
+                return task
+        return None
+
+    def trace(self, images, training=None, expand_batch=True):
         """The classifier's forward pass, keeping what auxiliary tasks read.
+
+        If a task transforms the batch (`expands_batch_after`), its copies
+        are appended at that point and every later entry holds the B
+        originals first, then the copies.
 
         Args:
             images: preprocessed images.
             training: bool.
+            expand_batch: bool. False traces the originals only.
 
         Returns:
             A dict with `"images"`, `"logits"`, `"features"` (pooled) and
@@ -155,6 +184,14 @@ class Supervised(keras.Model):
             backbones) or `"stage_outputs"` (ResNets).
         """
         backbone = self.backbone
+        expanding = self._expanding_task() if expand_batch else None
+
+        def expand(x, point):
+            if expanding is None or expanding.expands_batch_after != point:
+                return x
+            return ops.concatenate([x, expanding.expand_batch(x)], axis=0)
+
+        images = expand(images, "input")
         trace = {"images": images}
         if hasattr(backbone, "blocks"):
             attention_layers = set()
@@ -171,13 +208,14 @@ class Supervised(keras.Model):
                     )
                 else:
                     tokens = block(tokens, training=training)
+                tokens = expand(tokens, index)
                 trace["block_outputs"].append(tokens)
             features = backbone.final_norm(tokens)
         else:
             features = backbone.stem(images, training=training)
             trace["stage_outputs"] = []
-            for stage in backbone.stages:
-                features = stage(features, training=training)
+            for index, stage in enumerate(backbone.stages):
+                features = expand(stage(features, training=training), index)
                 trace["stage_outputs"].append(features)
         trace["features"] = self.classifier.pool(features)
         trace["logits"] = self.classifier.head(trace["features"], training=training)
