@@ -20,7 +20,7 @@ last two stages (loss `beta * L_penultimate + L_last`), and a plain
 single classifier learns from them by self-distillation.
 
 SLA (Lee et al. 2020) does the same with an *external* transformation: each
-image is shown in its 4 rotations, which costs 4 forward passes per batch.
+image is shown in its 4 rotations, which makes every batch four times larger.
 SFE's transformation happens after the convolutions, and because dropping a
 channel commutes with global average pooling, keras_ssl pools each stage
 output once and masks the pooled vector K ways: the K feature maps never
@@ -126,8 +126,10 @@ keras_ssl.visualization.plot_cam(
 ## The SLA baseline, and stacking tasks
 
 `SLA` trains one joint classifier over (class, rotation); `inference="ag"`
-averages the conditional logits of the 4 rotations. It is 4 forward passes
-per batch, which is why SFE was designed.
+averages the conditional logits of the 4 rotations. Its rotated copies join
+the batch before the backbone, so the network (and BatchNorm's batch
+statistics) sees 4B images per step: about 4-5x the step time of plain
+training, which is why SFE was designed.
 """
 
 sla = keras_ssl.methods.SLA(
@@ -142,8 +144,9 @@ for mode in ("si", "ag"):
 
 """
 Both pretext tasks are `AuxiliaryTask`s, so they stack on a `Supervised`
-model (the paper's Table 4 combines SFE with SLA): one forward pass, the
-supervised loss plus each task's loss.
+model (the paper's Table 4 combines SFE with SLA): one forward pass over the
+originals and their rotations, the supervised loss and SFE on the originals'
+rows, SLA on all of them.
 """
 
 stacked = keras_ssl.methods.Supervised(
