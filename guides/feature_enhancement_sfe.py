@@ -128,8 +128,9 @@ keras_ssl.visualization.plot_cam(
 `SLA` trains one joint classifier over (class, rotation); `inference="ag"`
 averages the conditional logits of the 4 rotations. Its rotated copies join
 the batch before the backbone, so the network (and BatchNorm's batch
-statistics) sees 4B images per step: about 4-5x the step time of plain
-training, which is why SFE was designed.
+statistics) sees 4B images per step: 3.3-6.7x the step time of plain
+training on this CPU (`docs/sfe_reproduction.md`), which is why SFE was
+designed.
 """
 
 sla = keras_ssl.methods.SLA(
