@@ -157,3 +157,13 @@ def test_bad_configuration_is_refused():
         SLA(resnet8(), 10, inference="vote")
     with pytest.raises(ValueError, match="`temperature` must be positive"):
         SLA(resnet8(), 10, temperature=0.0)
+
+
+def test_two_tasks_that_expand_the_batch_are_refused():
+    from keras_ssl.methods import RotationLabelTask
+    from keras_ssl.methods import Supervised
+
+    with pytest.raises(ValueError, match="Only one auxiliary task may append"):
+        Supervised(
+            resnet8(), 10, auxiliary_tasks=[RotationLabelTask(), RotationLabelTask(name="sla_2")]
+        )

@@ -15,6 +15,18 @@ from keras_ssl.ops.joint_labels import self_distillation_loss
 INFERENCE_MODES = ("si", "ag", "sd")
 
 
+def rows_by_transform(x, num_transforms):
+    """`[K * B, D]` rows stacked transformation-major (the B originals
+    first, as `Supervised.trace` appends copies) -> `[B, K, D]`."""
+    x = ops.reshape(x, (num_transforms, -1, ops.shape(x)[-1]))
+    return ops.transpose(x, (1, 0, 2))
+
+
+def original_rows(x, num_transforms):
+    """The B originals' rows of a transformation-major `[K * B, D]`."""
+    return ops.reshape(x, (num_transforms, -1, ops.shape(x)[-1]))[0]
+
+
 def check_inference(inference, self_distillation=True):
     if inference not in INFERENCE_MODES:
         raise ValueError(

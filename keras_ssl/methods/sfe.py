@@ -13,6 +13,8 @@ from keras import ops
 from keras_ssl.methods.auxiliary_task import resolve_layer_index
 from keras_ssl.methods.joint_label_method import JointLabelMethod
 from keras_ssl.methods.joint_label_method import JointLabelTask
+from keras_ssl.methods.joint_label_method import original_rows
+from keras_ssl.methods.joint_label_method import rows_by_transform
 from keras_ssl.ops.channel_groups import channel_drop_masks
 
 
@@ -179,16 +181,9 @@ class DroppedChannelsTask(JointLabelTask):
     def call(self, trace, training=None):
         stage_outputs = trace["stage_outputs"]
         if self.expands_batch_after is not None:
-            # Map-major rows: the B originals, then each dropped group's B.
             pooled = ops.mean(stage_outputs[-1], axis=(1, 2))
-            pooled = ops.reshape(
-                pooled, (self.num_transforms, -1, ops.shape(pooled)[-1])
-            )
-            joint = [self.heads[0](ops.transpose(pooled, (1, 0, 2)))]
-            logits = trace["logits"]
-            classifier_logits = ops.reshape(
-                logits, (self.num_transforms, -1, ops.shape(logits)[-1])
-            )[0]
+            joint = [self.heads[0](rows_by_transform(pooled, self.num_transforms))]
+            classifier_logits = original_rows(trace["logits"], self.num_transforms)
         else:
             joint = []
             for index, (stage, head) in enumerate(zip(self.stages, self.heads)):

@@ -10,6 +10,8 @@ from keras import ops
 
 from keras_ssl.methods.joint_label_method import JointLabelMethod
 from keras_ssl.methods.joint_label_method import JointLabelTask
+from keras_ssl.methods.joint_label_method import original_rows
+from keras_ssl.methods.joint_label_method import rows_by_transform
 from keras_ssl.ops.rotation import rotate_images
 
 NUM_ROTATIONS = 4
@@ -65,16 +67,10 @@ class RotationLabelTask(JointLabelTask):
         )
 
     def call(self, trace, training=None):
-        # Rows are rotation-major: the B originals, then each rotation's B.
-        features = trace["features"]
-        features = ops.reshape(features, (NUM_ROTATIONS, -1, ops.shape(features)[-1]))
-        features = ops.transpose(features, (1, 0, 2))  # [B, 4, D], rotation r at r
-        logits = trace["logits"]
+        features = rows_by_transform(trace["features"], NUM_ROTATIONS)
         return {
-            "joint_logits": self.head(features)[:, None],
-            "classifier_logits": ops.reshape(
-                logits, (NUM_ROTATIONS, -1, ops.shape(logits)[-1])
-            )[0],
+            "joint_logits": self.head(features)[:, None],  # rotation r at r
+            "classifier_logits": original_rows(trace["logits"], NUM_ROTATIONS),
         }
 
     def si_logits(self, trace):
