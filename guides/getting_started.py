@@ -97,7 +97,7 @@ print(model.evaluate(test, return_dict=True, verbose=0))
 `export_classifier` writes a keras-hub preset folder (config, weights,
 preprocessing). keras-hub's own `ImageClassifier.from_preset` loads it once
 `keras_ssl` is imported; the same works with `hf://owner/repo` handles
-after `keras_ssl.hub.upload_preset`.
+after `keras_ssl.hub.publish_preset`.
 """
 
 model.export_classifier("vit_tiny_sample")

@@ -14,6 +14,12 @@ ARCHITECTURES = (
 )
 CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
 PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet")
+# `keras-ssl train --method`: supervised training with a method's
+# auxiliary task (the keras_ssl.methods class of each name).
+TRAIN_METHODS = {
+    "supervised": "Supervised", "sfe": "SFE", "sla": "SLA",
+    "hpah": "HPAH", "mpah": "MPAH",
+}
 PROTOCOLS = ("classifier", "knn", "linear", "finetune")
 
 
@@ -88,22 +94,49 @@ def _evaluation_split(args):
     )
 
 
+def train_from_recipe(args):
+    """`keras-ssl train --recipe FILE`: a preset from its recipe."""
+    from keras_ssl.hub import weights_dir
+    from keras_ssl.recipes import load_recipe
+    from keras_ssl.recipes import train_recipe
+
+    recipe = load_recipe(args.recipe)
+    output = args.output or os.path.join(weights_dir(), recipe.name)
+    summary = train_recipe(
+        recipe, output, run_dir=args.run_dir, dataset=args.dataset,
+        verbose=args.verbose,
+    )
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    print(f"{recipe.name}: {metrics}; preset in {output}")
+    return summary
+
+
 def train(args):
     """`keras-ssl train`: supervised training with resumable checkpoints."""
     import keras
     import keras_hub
 
+    if args.recipe:
+        return train_from_recipe(args)
+    args.output = args.output or "runs/train"
+    args.dataset = args.dataset or "sample"
+
+    from keras_ssl import methods
     from keras_ssl.hub import resolve_preset
-    from keras_ssl.methods import Supervised
 
     keras.utils.set_random_seed(args.seed)
+    preprocessor = {}
     if args.preset:
         overrides = {}
         if args.image_size:
             overrides["image_shape"] = (args.image_size, args.image_size, 3)
-        backbone = keras_hub.models.Backbone.from_preset(
-            resolve_preset(args.preset), **overrides
-        )
+        preset_dir = resolve_preset(args.preset)
+        backbone = keras_hub.models.Backbone.from_preset(preset_dir, **overrides)
+        if os.path.exists(os.path.join(preset_dir, "preprocessor.json")):
+            # Keep the normalisation the preset was trained with.
+            preprocessor["preprocessor"] = (
+                keras_hub.models.ImageClassifierPreprocessor.from_preset(preset_dir)
+            )
     else:
         backbone = build_backbone(
             args.backbone, args.image_size or 32, args.patch_size, args.num_layers
@@ -117,7 +150,8 @@ def train(args):
         )
     num_classes = args.num_classes or info.num_classes
 
-    model = Supervised(backbone, num_classes)
+    method_cls = getattr(methods, TRAIN_METHODS[args.method])
+    model = method_cls(backbone, num_classes, **preprocessor)
     steps_per_epoch = -(-info.num_examples // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if args.warmup_epochs else args.learning_rate,
@@ -156,6 +190,7 @@ def train(args):
     results = model.evaluate(eval_data, return_dict=True, verbose=0)
     model.export_classifier(os.path.join(args.output, "classifier"))
     metrics = {
+        "method": args.method,
         "dataset": str(args.dataset),
         "train_examples": info.num_examples,
         "eval_split": eval_split,
@@ -365,6 +400,25 @@ def presets(args):
     print_presets(family=args.family)
 
 
+def publish(args):
+    """`keras-ssl publish`: pre-flight check, then upload to the Hub."""
+    from keras_ssl import hub
+
+    report = hub.check_preset_folder(args.preset)
+    print(f"pre-flight ok: {report}")
+    if args.dry_run:
+        return
+    try:
+        commit = hub.publish_preset(
+            args.preset, args.uri, commit_message=args.commit_message,
+            private=args.private or None,
+        )
+    except (ConnectionError, PermissionError, RuntimeError) as error:
+        # main() reports ValueErrors as one-line errors with exit status 2.
+        raise ValueError(str(error)) from error
+    print(f"published {args.preset} -> {commit.repo_url} ({commit.oid})")
+
+
 def _add_data_arguments(parser):
     parser.add_argument("--dataset", default="sample",
                         help="TFDS name, image-folder path, or 'sample' "
@@ -394,13 +448,20 @@ def make_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser(
-        "train", help="Supervised training; resumes if interrupted.")
+        "train", help="Supervised training, alone or with a method's "
+                      "auxiliary task, or a preset from its recipe; resumes "
+                      "if interrupted.")
     _add_data_arguments(train_parser)
     model_group = train_parser.add_mutually_exclusive_group()
     model_group.add_argument("--backbone", default="resnet20",
                              help=f"One of: {', '.join(ARCHITECTURES)}.")
     model_group.add_argument("--preset", default=None,
                              help="Start from a preset (name, folder or hf://).")
+    train_parser.add_argument("--method", choices=tuple(TRAIN_METHODS),
+                              default="supervised",
+                              help="Supervised training alone or with a "
+                                   "method's auxiliary task (sfe, sla: "
+                                   "ResNets; hpah, mpah: transformers).")
     train_parser.add_argument("--patch-size", type=int, default=4)
     train_parser.add_argument("--num-layers", type=int, default=None,
                               help="Override the transformer depth.")
@@ -416,10 +477,21 @@ def make_parser():
     train_parser.add_argument("--checkpoint-every", type=int, default=None,
                               help="Checkpoint every N steps (default: "
                                    "every epoch).")
-    train_parser.add_argument("--output", default="runs/train",
+    train_parser.add_argument("--output", default=None,
                               help="Folder for checkpoints, history.csv, "
-                                   "metrics.json and the classifier preset.")
-    train_parser.set_defaults(func=train)
+                                   "metrics.json and the classifier preset "
+                                   "(default: runs/train; with --recipe, "
+                                   "weights/<name>).")
+    train_parser.add_argument("--recipe", default=None,
+                              help="Train a preset from a recipe YAML file "
+                                   "(recipes/*.yaml); the recipe sets model, "
+                                   "data and schedule, --dataset overrides "
+                                   "its data path.")
+    train_parser.add_argument("--run-dir", default=None,
+                              help="With --recipe: checkpoints and history "
+                                   "(default: runs/presets/<name>).")
+    # None: the bundled sample, or with --recipe the recipe's own data.
+    train_parser.set_defaults(func=train, dataset=None)
 
     pretrain_parser = commands.add_parser(
         "pretrain", help="Self-supervised pretraining on unlabelled images "
@@ -478,6 +550,19 @@ def make_parser():
     presets_parser = commands.add_parser("presets", help="List the presets.")
     presets_parser.add_argument("--family", default=None)
     presets_parser.set_defaults(func=presets)
+
+    publish_parser = commands.add_parser(
+        "publish", help="Check a preset folder (config, weights, model card "
+                        "with metrics, metrics.json, a load test), then "
+                        "upload it to the Hugging Face Hub.")
+    publish_parser.add_argument("preset", help="The preset folder.")
+    publish_parser.add_argument("uri", help="hf://owner/repo")
+    publish_parser.add_argument("--dry-run", action="store_true",
+                                help="Only run the pre-flight check.")
+    publish_parser.add_argument("--private", action="store_true",
+                                help="Create a new repository as private.")
+    publish_parser.add_argument("--commit-message", default=None)
+    publish_parser.set_defaults(func=publish)
     return parser
 
 

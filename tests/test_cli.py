@@ -93,3 +93,37 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     # Epoch 0 is not trained again: the second run starts at epoch 1.
     assert _epochs_in(os.path.join(output, "history.csv")) == [0, 1, 2]
     assert os.path.exists(os.path.join(output, "metrics.json"))
+
+
+def test_fine_tune_a_preset_with_a_method(tmp_path, capsys):
+    import keras_hub
+    import numpy as np
+
+    from keras_ssl.methods import Supervised
+    from keras_ssl.methods.supervised import default_preprocessor
+    from keras_ssl.models import CIFAR10_MEAN
+    from keras_ssl.models import CIFAR10_STD
+    from keras_ssl.models import ResNetBackbone
+
+    backbone = ResNetBackbone.cifar(depth=8, image_shape=(32, 32, 3))
+    preprocessor = default_preprocessor(backbone, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    preset = str(tmp_path / "preset")
+    Supervised(backbone, 10, preprocessor=preprocessor).export_classifier(preset)
+
+    output = str(tmp_path / "run")
+    status = cli.main([
+        "train", "--preset", preset, "--method", "sfe", "--epochs", "1",
+        "--optimizer", "sgd", "--learning-rate", "0.05",
+        "--weight-decay", "0", "--batch-size", "100", "--output", output,
+        "--verbose", "0",
+    ])
+    assert status == 0, capsys.readouterr().err
+    with open(os.path.join(output, "metrics.json")) as file:
+        metrics = json.load(file)
+    assert metrics["method"] == "sfe"
+    classifier = keras_hub.models.ImageClassifier.from_preset(
+        os.path.join(output, "classifier")
+    )
+    # The fine-tuned preset keeps the normalisation of the preset it began from.
+    converter = classifier.preprocessor.image_converter
+    np.testing.assert_allclose(converter.mean, CIFAR10_MEAN)

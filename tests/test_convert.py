@@ -5,7 +5,8 @@ reference model (random weights, norms and heads perturbed so nothing is
 trivially zero) runs on the source's own preprocessing of the raw images,
 ours on its converted preprocessor's, and the logits agree to 1e-4 in
 float32. The models are built at the sample's 32x32 so that resizing is the
-identity on both sides; resizing itself is compared separately.
+identity on both sides (sources that centre-crop get the images with a
+border, see `padded_images`); resizing itself is compared separately.
 """
 
 import hashlib
@@ -46,6 +47,18 @@ def raw_images():
     images, _ = keras_ssl.data.load_sample("test")
     # Two images of each of four classes.
     return np.concatenate([images[i * 30: i * 30 + 2] for i in range(4)])
+
+
+@pytest.fixture(scope="module")
+def padded_images(raw_images):
+    """`raw_images` with a 2-pixel border, for the sources that centre-crop.
+
+    timm's default `crop_pct` and torchvision's are 0.875: at 32x32 their
+    evaluation transform resizes to floor(32 / 0.875) = 36, the size of
+    these, so the resize is the identity on both sides and the centre crop
+    must take back exactly the 32x32 images.
+    """
+    return np.pad(raw_images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
 
 
 def perturb(module, seed=0):
@@ -95,18 +108,19 @@ def normalised(raw, mean, std):
     return (x - mean) / std
 
 
-def timm_transformed(reference, raw):
-    """timm's own evaluation transform of each raw image, at 32x32."""
+def timm_transformed(reference, raw, crop_pct):
+    """timm's own evaluation transform of each raw image, to 32x32."""
     config = timm.data.resolve_data_config({}, model=reference)
-    config.update(input_size=(3, 32, 32), crop_pct=1.0)
+    config.update(input_size=(3, 32, 32), crop_pct=crop_pct)
     transform = timm.data.create_transform(**config)
     return torch.stack([transform(Image.fromarray(image)) for image in raw])
 
 
 def torchvision_transformed(raw):
-    """torchvision's ImageNet weights transform (bilinear, Normalize) at 32."""
+    """torchvision's ImageNet weights transform (Resize(256), CenterCrop(224),
+    bilinear, Normalize), scaled to a 32x32 crop: Resize(36)."""
     transform = torchvision.transforms._presets.ImageClassification(
-        crop_size=32, resize_size=32
+        crop_size=32, resize_size=36
     )
     tensors = torch.tensor(raw).permute(0, 3, 1, 2)
     return torch.stack([transform(image) for image in tensors])
@@ -115,6 +129,15 @@ def torchvision_transformed(raw):
 def our_logits(classifier, raw):
     """Our converted preprocessor, then the classifier (as `predict` does)."""
     return to_numpy(classifier(classifier.preprocessor(raw)))
+
+
+def with_crop_pct(reference, crop_pct, crop_mode="center"):
+    """A timm model whose pretrained_cfg (saved by `save_for_hf`) names
+    this crop."""
+    reference.pretrained_cfg = {
+        **reference.pretrained_cfg, "crop_pct": crop_pct, "crop_mode": crop_mode,
+    }
+    return reference
 
 
 def small_timm_vit(name="vit_tiny_patch16_224", **kwargs):
@@ -130,39 +153,41 @@ def small_timm_vit(name="vit_tiny_patch16_224", **kwargs):
 
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "deit_tiny_patch16_224"])
-def test_timm_vit_and_deit(raw_images, name):
+def test_timm_vit_and_deit(padded_images, name):
     reference = small_timm_vit(name)
     classifier = convert_checkpoint(reference.state_dict(), architecture=name)
-    inputs = timm_transformed(reference, raw_images)
+    # A bare state dict has no pretrained_cfg: timm's default crop.
+    assert classifier.preprocessor.image_converter.crop_pct == 0.875
+    inputs = timm_transformed(reference, padded_images, crop_pct=0.875)
     np.testing.assert_allclose(
-        to_numpy(classifier.preprocessor(raw_images)),
+        to_numpy(classifier.preprocessor(padded_images)),
         inputs.permute(0, 2, 3, 1).numpy(),
         atol=1e-5,
     )
     np.testing.assert_allclose(
-        our_logits(classifier, raw_images),
+        our_logits(classifier, padded_images),
         reference_outputs(reference, inputs),
         atol=ATOL, rtol=0,
     )
 
 
-def test_timm_resnet(raw_images):
+def test_timm_resnet(padded_images):
     reference = perturb_resnet(timm.create_model("resnet18", num_classes=10))
     classifier = convert_checkpoint(
         reference.state_dict(), source="timm", architecture="resnet18",
         image_shape=(32, 32, 3),
     )
     assert isinstance(classifier.backbone, ResNetBackbone)
-    inputs = timm_transformed(reference, raw_images)
+    inputs = timm_transformed(reference, padded_images, crop_pct=0.875)
     np.testing.assert_allclose(
-        our_logits(classifier, raw_images),
+        our_logits(classifier, padded_images),
         reference_outputs(reference, inputs),
         atol=ATOL, rtol=0,
     )
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101])
-def test_torchvision_resnet(raw_images, depth):
+def test_torchvision_resnet(padded_images, depth):
     reference = perturb_resnet(
         getattr(torchvision.models, f"resnet{depth}")(num_classes=10)
     )
@@ -173,14 +198,15 @@ def test_torchvision_resnet(raw_images, depth):
     config = classifier.backbone.get_config()
     for key in ("stackwise_num_blocks", "block_type", "stem_type"):
         assert config[key] == expected[key]
-    inputs = torchvision_transformed(raw_images)
+    assert classifier.preprocessor.image_converter.crop_pct == 224 / 256
+    inputs = torchvision_transformed(padded_images)
     np.testing.assert_allclose(
-        to_numpy(classifier.preprocessor(raw_images)),
+        to_numpy(classifier.preprocessor(padded_images)),
         inputs.permute(0, 2, 3, 1).numpy(),
         atol=1e-5,
     )
     np.testing.assert_allclose(
-        our_logits(classifier, raw_images),
+        our_logits(classifier, padded_images),
         reference_outputs(reference, inputs),
         atol=ATOL, rtol=0,
     )
@@ -335,8 +361,9 @@ def test_resizing_matches_torchvision_to_one_grey_level(raw_images):
     converter = type(converted).from_config(
         {**converted.get_config(), "image_size": (48, 48)}
     )
+    # Resize(floor(48 / 0.875)), CenterCrop(48).
     transform = torchvision.transforms._presets.ImageClassification(
-        crop_size=48, resize_size=48
+        crop_size=48, resize_size=54
     )
     expected = torch.stack([transform(Image.fromarray(i)) for i in raw_images])
     difference = np.abs(
@@ -344,6 +371,141 @@ def test_resizing_matches_torchvision_to_one_grey_level(raw_images):
     ) * np.array(IMAGENET_STD) * 255  # in grey levels
     assert difference.max() <= 1.0 + 1e-3
     assert difference.mean() <= 0.3
+
+
+def smooth_image(height, width):
+    """Smooth, asymmetric content: the resize kernels agree on it to the
+    8-bit rounding, and a crop window off by one pixel is obvious."""
+    y, x = np.mgrid[0:height, 0:width].astype("float64")
+    channels = [
+        127.5
+        + 110 * np.sin(2 * np.pi * (x / 41 + c / 3))
+        * np.cos(2 * np.pi * (y / 29 - c / 5))
+        for c in range(3)
+    ]
+    return np.round(np.stack(channels, axis=-1)).astype("uint8")
+
+
+# Non-square test images, one portrait and one landscape.
+CROP_TEST_SHAPES = [(300, 200), (180, 260)]
+
+
+def assert_same_crop(ours, expected, std):
+    """Ours against a PIL / torchvision transform, in grey levels.
+
+    The crop window is the same pixel for pixel; only the resampling
+    arithmetic differs (PIL resizes in 8-bit fixed point, ours in float32
+    with the same kernel), by at most one grey level per pixel and about
+    0.2 on average on smooth images (on noise, PIL's bicubic clips its
+    intermediate 8-bit pass and differs more). Shifting either output by
+    one pixel costs more than 2 grey levels on average on these images, so
+    a misplaced crop fails.
+    """
+    scale = np.asarray(std) * 255
+    difference = np.abs(ours - expected) * scale
+    assert difference.max() <= 1.0 + 1e-3
+    assert difference.mean() <= 0.3
+    assert (np.abs(ours[1:] - expected[:-1]) * scale).mean() > 2.0
+    assert (np.abs(ours[:, 1:] - expected[:, :-1]) * scale).mean() > 2.0
+
+
+@pytest.mark.parametrize("crop_mode", ["center", "squash"])
+@pytest.mark.parametrize("size", [(224, 224), (160, 192)], ids=["square", "oblong"])
+def test_crop_pct_matches_timm_eval_transform(tmp_path, crop_mode, size):
+    # A Hub folder whose pretrained_cfg asks for crop_pct 0.9, bicubic.
+    from timm.models._hub import save_for_hf
+
+    reference = with_crop_pct(small_timm_vit(), 0.9, crop_mode)
+    save_for_hf(reference, str(tmp_path), safe_serialization=True)
+    converted = convert_checkpoint(str(tmp_path)).preprocessor.image_converter
+    assert converted.crop_pct == 0.9
+    assert converted.crop_to_aspect_ratio == (crop_mode == "center")
+    converter = type(converted).from_config(
+        {**converted.get_config(), "image_size": size}
+    )
+    config = timm.data.resolve_data_config(
+        {"input_size": (3, *size)}, model=reference
+    )
+    assert (config["crop_pct"], config["interpolation"]) == (0.9, "bicubic")
+    transform = timm.data.create_transform(**config)
+    for shape in CROP_TEST_SHAPES:
+        image = smooth_image(*shape)
+        expected = transform(Image.fromarray(image)).permute(1, 2, 0).numpy()
+        ours = to_numpy(converter(image[None]))[0]
+        assert ours.shape == expected.shape == (*size, 3)
+        assert_same_crop(ours, expected, config["std"])
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V1,  # Resize(256)
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V2,  # Resize(232)
+    ],
+    ids=["v1", "v2"],
+)
+def test_crop_pct_matches_torchvision_weights_transforms(weights):
+    transform = weights.transforms()  # Builds the transform, downloads nothing.
+    crop, resize = transform.crop_size[0], transform.resize_size[0]
+    converter = keras_ssl.models.ResNetImageConverter(
+        image_size=(crop, crop), crop_pct=crop / resize,
+        interpolation="bilinear", antialias=True,
+    )
+    for shape in CROP_TEST_SHAPES:
+        image = smooth_image(*shape)
+        ours = to_numpy(converter(image[None]))[0]
+        # torchvision transforms PIL images and uint8 tensors alike.
+        for source in (Image.fromarray(image), torch.tensor(image).permute(2, 0, 1)):
+            expected = transform(source).permute(1, 2, 0).numpy()
+            assert_same_crop(ours, expected, IMAGENET_STD)
+
+
+def test_crop_pct_none_keeps_the_plain_resize(raw_images):
+    ours = keras_ssl.models.ViTImageConverter(
+        image_size=(24, 24), mean=(0.5,) * 3, std=(0.5,) * 3,
+        interpolation="bicubic", antialias=True,
+    )
+    plain = keras_hub.layers.ImageConverter(
+        image_size=(24, 24), scale=1 / 127.5, offset=-1.0,
+        interpolation="bicubic", antialias=True, crop_to_aspect_ratio=True,
+    )
+    image = smooth_image(40, 30)[None]
+    np.testing.assert_array_equal(to_numpy(ours(image)), to_numpy(plain(image)))
+
+
+def test_crop_pct_in_a_graph_with_unknown_image_sizes():
+    import tensorflow as tf
+
+    converter = keras_ssl.models.ResNetImageConverter(
+        image_size=(64, 48), crop_pct=0.875, antialias=True
+    )
+    images = [smooth_image(*shape).astype("float32") for shape in CROP_TEST_SHAPES]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(images),
+        output_signature=tf.TensorSpec((None, None, 3), tf.float32),
+    ).map(converter)
+    assert dataset.element_spec.shape == (64, 48, 3)
+    for image, mapped in zip(images, dataset):
+        np.testing.assert_allclose(
+            mapped.numpy(), to_numpy(converter(image)), atol=1e-5
+        )
+
+
+def test_crop_pct_serialises_and_is_checked():
+    converter = keras_ssl.models.ViTImageConverter(
+        image_size=(32, 32), crop_pct=0.9, crop_to_aspect_ratio=False
+    )
+    config = converter.get_config()
+    assert config["crop_pct"] == 0.9
+    restored = keras_ssl.models.ViTImageConverter.from_config(config)
+    assert (restored.crop_pct, restored.crop_to_aspect_ratio) == (0.9, False)
+    image = smooth_image(50, 40)[None]
+    np.testing.assert_array_equal(to_numpy(restored(image)), to_numpy(converter(image)))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"`crop_pct` must be in \(0, 1\]"):
+            keras_ssl.models.ViTImageConverter(image_size=(32, 32), crop_pct=bad)
+    with pytest.raises(ValueError, match="needs an `image_size`"):
+        keras_ssl.models.ViTImageConverter(crop_pct=0.9)
 
 
 # === Position embeddings of a 224 model at 32 and 384 ===
@@ -385,6 +547,7 @@ def test_output_dir_round_trip_and_new_head(tmp_path, raw_images):
             "format": "timm", "checkpoint": "in-memory state dict",
         }
     restored = ViTImageClassifier.from_preset(str(tmp_path))
+    assert restored.preprocessor.image_converter.crop_pct == 0.875
     np.testing.assert_allclose(
         our_logits(restored, raw_images), our_logits(classifier, raw_images),
         atol=1e-6,
@@ -538,12 +701,16 @@ def on_the_fly(tmp_path_factory, raw_images):
     cache = str(root / "hub")
     from timm.models._hub import save_for_hf
 
-    vit = small_timm_vit()
+    # Their pretrained_cfg names crop_pct 1 (resize 32 -> 32): the logits
+    # stay exact, and a converter that ignored the cfg would crop.
+    vit = with_crop_pct(small_timm_vit(), 1.0)
     save_for_hf(vit, str(root / "vit"), safe_serialization=True)
     _add_snapshot(cache, "timm/vit_test.tiny", {
         f: str(root / "vit" / f) for f in os.listdir(root / "vit")
     })
-    resnet = perturb_resnet(timm.create_model("resnet18", num_classes=10))
+    resnet = with_crop_pct(
+        perturb_resnet(timm.create_model("resnet18", num_classes=10)), 1.0
+    )
     save_for_hf(resnet, str(root / "resnet"), safe_serialization=True)
     _add_snapshot(cache, "timm/resnet18.test", {
         f: str(root / "resnet" / f) for f in os.listdir(root / "resnet")
@@ -597,7 +764,7 @@ def test_on_the_fly_timm_from_offline_cache(on_the_fly, raw_images):
         assert not isinstance(outputs[key], str), outputs[key]
     np.testing.assert_allclose(
         outputs["vit_classifier"],
-        reference_outputs(vit, timm_transformed(vit, raw_images)),
+        reference_outputs(vit, timm_transformed(vit, raw_images, crop_pct=1.0)),
         atol=ATOL, rtol=0,
     )
     images = torch.tensor(raw_images, dtype=torch.float32).permute(0, 3, 1, 2)
@@ -606,7 +773,9 @@ def test_on_the_fly_timm_from_offline_cache(on_the_fly, raw_images):
     np.testing.assert_allclose(outputs["vit_backbone"], features, atol=ATOL, rtol=0)
     np.testing.assert_allclose(
         outputs["resnet"],
-        reference_outputs(resnet, timm_transformed(resnet, raw_images)),
+        reference_outputs(
+            resnet, timm_transformed(resnet, raw_images, crop_pct=1.0)
+        ),
         atol=ATOL, rtol=0,
     )
 

@@ -222,10 +222,14 @@ def _tiny_presets(*names):
     }
 
 
-def test_registered_name_loads_from_weights_dir(registry, saved_presets):
+def test_registered_name_loads_from_weights_dir(registry, saved_presets, caplog):
     dir_a, outputs_a = saved_presets["a"]
     shutil.copytree(dir_a, os.path.join(registry, "tiny_cifar10"))
     hub.register_presets(_tiny_presets("tiny_cifar10"), TinyBackbone)
+    with caplog.at_level("INFO", logger="keras_ssl"):
+        hub.resolve_preset("tiny_cifar10")
+    local = os.path.join(registry, "tiny_cifar10")
+    assert f"Preset 'tiny_cifar10': the local copy in {local}" in caplog.text
 
     assert "tiny_cifar10" in TinyBackbone.presets
     for cls in (TinyBackbone, keras_hub.models.Backbone):
@@ -236,7 +240,7 @@ def test_registered_name_loads_from_weights_dir(registry, saved_presets):
 
 
 def test_registered_name_falls_back_to_hf_handle(
-    registry, monkeypatch, tmp_path
+    registry, monkeypatch, tmp_path, caplog
 ):
     # huggingface_hub read its environment at import; patch what it read.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -244,8 +248,12 @@ def test_registered_name_falls_back_to_hf_handle(
         huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache")
     )
     hub.register_presets(_tiny_presets("tiny_cifar10"), TinyBackbone)
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(FileNotFoundError) as info, caplog.at_level(
+        "INFO", logger="keras_ssl"
+    ):
         hub.resolve_preset("tiny_cifar10")
+    assert "no local copy in" in caplog.text
+    assert "loading hf://keras-ssl-test/tiny_cifar10" in caplog.text
     message = str(info.value)
     assert "'tiny_cifar10' (hf://keras-ssl-test/tiny_cifar10;" in message
     assert os.path.join(registry, "tiny_cifar10") in message

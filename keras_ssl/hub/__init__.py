@@ -1,3 +1,9 @@
+from keras_ssl.hub.model_card import card_front_matter
+from keras_ssl.hub.model_card import read_card_metadata
+from keras_ssl.hub.model_card import write_model_card
+from keras_ssl.hub.preflight import PresetCheckError
+from keras_ssl.hub.preflight import PresetReport
+from keras_ssl.hub.preflight import check_preset_folder
 from keras_ssl.hub.presets import PresetMixin
 from keras_ssl.hub.presets import convert_to_preset
 from keras_ssl.hub.presets import list_presets
@@ -5,5 +11,4 @@ from keras_ssl.hub.presets import print_presets
 from keras_ssl.hub.presets import register_presets
 from keras_ssl.hub.presets import resolve_preset
 from keras_ssl.hub.presets import weights_dir
-from keras_ssl.hub.upload import upload_preset
-from keras_ssl.hub.upload import write_model_card
+from keras_ssl.hub.upload import publish_preset

@@ -18,6 +18,7 @@ three things on top of keras-hub:
 
 import difflib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,9 @@ import huggingface_hub
 from huggingface_hub import errors as hf_errors
 from keras_hub.src.utils import preset_utils
 
+# `logging.getLogger("keras_ssl").setLevel("INFO")` shows where each named
+# preset loads from.
+logger = logging.getLogger("keras_ssl.hub")
 WEIGHTS_DIR_ENV = "KERAS_SSL_WEIGHTS_DIR"
 HF_PREFIX = "hf://"
 
@@ -188,10 +192,14 @@ def resolve_preset(preset):
     if preset in _PRESETS:
         local_dir = _local_preset_dir(preset)
         if local_dir:
+            logger.info("Preset '%s': the local copy in %s", preset, local_dir)
             return _check_preset_dir(local_dir, source=f"Preset '{preset}'")
         handle = _PRESETS[preset]["kaggle_handle"]
+        local_dir = os.path.join(weights_dir(), preset)
+        logger.info(
+            "Preset '%s': no local copy in %s, loading %s", preset, local_dir, handle
+        )
         if handle.startswith(HF_PREFIX):
-            local_dir = os.path.join(weights_dir(), preset)
             source = f"Preset '{preset}' ({handle}; no folder {local_dir})"
             return _resolve_hf(handle, source=source)
         return handle

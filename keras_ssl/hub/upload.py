@@ -1,123 +1,130 @@
-"""Upload presets to the Hugging Face Hub with a model card."""
+"""Upload a checked preset folder to the Hugging Face Hub.
 
-import json
+Nothing is sent before `check_preset_folder` has passed; network and
+permission failures are raised with what to fix.
+"""
+
 import os
 
+import httpx2
 import huggingface_hub
-from keras_hub.src.utils import preset_utils
+from huggingface_hub import errors as hf_errors
 
+from keras_ssl.hub.preflight import check_preset_folder
 from keras_ssl.hub.presets import HF_PREFIX
-from keras_ssl.hub.presets import _check_preset_dir
 from keras_ssl.hub.presets import _parse_hf_handle
 
 
-def write_model_card(preset_dir, repo_id, description=""):
-    """Write a `README.md` model card into a preset folder.
+def publish_preset(
+    preset_dir,
+    uri,
+    commit_message=None,
+    private=None,
+    token=None,
+    endpoint=None,
+):
+    """Check a preset folder, then upload it to a Hugging Face repository.
 
-    The card carries the Hub metadata (library, tags), the model class and
-    its config, the parameter count and the code to load the preset.
+    `check_preset_folder` runs first; a folder that fails it is refused
+    before any request is sent. The repository is created if needed and the
+    folder is uploaded as one commit with `huggingface_hub.upload_folder`.
 
     Args:
-        preset_dir: a folder written by `save_to_preset`.
-        repo_id: the `"owner/repo"` the preset will be loaded from.
-        description: optional free text placed under the title.
+        preset_dir: a folder written by `save_to_preset`, with a model card
+            (`write_model_card`) and the training's `metrics.json`.
+        uri: the target, `"hf://owner/repo"`.
+        commit_message: optional commit message.
+        private: whether a newly created repository is private (None: the
+            Hub's default).
+        token: optional Hugging Face token; by default the one from
+            `hf auth login` or the HF_TOKEN environment variable.
+        endpoint: optional Hub URL; by default HF_ENDPOINT or
+            https://huggingface.co.
 
     Returns:
-        The path of the written card.
+        The `huggingface_hub.CommitInfo` of the upload (`.repo_url`,
+        `.oid`, `.commit_url`).
 
     Example:
     ```python
-    write_model_card("weights/crate_tiny_cifar10", "keras-ssl/crate_tiny")
-    ```
-    """
-    with open(os.path.join(preset_dir, preset_utils.CONFIG_FILE)) as f:
-        config = json.load(f)
-    metadata_path = os.path.join(preset_dir, preset_utils.METADATA_FILE)
-    metadata = {}
-    if os.path.exists(metadata_path):
-        with open(metadata_path) as f:
-            metadata = json.load(f)
-    class_name = config["class_name"]
-    lines = [
-        "---",
-        "library_name: keras-hub",
-        "tags:",
-        "- keras-ssl",
-        "- self-supervised-learning",
-        "---",
-        f"# {repo_id.split('/')[-1]}",
-        "",
-    ]
-    if description:
-        lines += [description, ""]
-    lines += [
-        f"A `{class_name}` preset for keras_ssl, usable with the "
-        "TensorFlow, JAX and PyTorch backends of Keras 3.",
-        "",
-        "```python",
-        "import keras_hub",
-        "import keras_ssl  # registers the keras_ssl model classes",
-        "",
-        "model = keras_hub.models.Backbone.from_preset(",
-        f'    "hf://{repo_id}"',
-        ")",
-        "```",
-        "",
-    ]
-    if "parameter_count" in metadata:
-        lines += [f"Parameters: {metadata['parameter_count']:,}", ""]
-    lines.append("Model config:")
-    lines += [f"* **{k}:** {v}" for k, v in config["config"].items()]
-    path = os.path.join(preset_dir, preset_utils.README_FILE)
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
-def upload_preset(preset_dir, uri, description=""):
-    """Upload a preset folder to a Hugging Face model repository.
-
-    Unlike `keras_hub.upload_preset`, which writes a generic card and deletes
-    it again after the upload, this writes a keras_ssl model card into
-    `preset_dir` (where it stays, ready to edit) when neither the folder nor
-    the remote repository has one.
-
-    Args:
-        preset_dir: a folder written by `save_to_preset`.
-        uri: the target, `"hf://owner/repo"`. The repository is created if
-            needed; log in first with `hf auth login` or set HF_TOKEN.
-        description: optional free text for a newly written model card.
-
-    Returns:
-        The URL of the repository.
-
-    Example:
-    ```python
-    backbone.save_to_preset("crate_tiny_cifar10")
-    keras_ssl.hub.upload_preset(
-        "crate_tiny_cifar10", "hf://keras-ssl/crate_tiny_cifar10"
+    classifier.save_to_preset("resnet20_cifar10")
+    # ... copy the training's metrics.json in, then:
+    keras_ssl.hub.write_model_card(
+        "resnet20_cifar10",
+        "keras-ssl/resnet20_cifar10",
+        metrics=[{"type": "accuracy", "name": "test_accuracy", "value": 0.91}],
+        dataset="cifar10",
+    )
+    keras_ssl.hub.publish_preset(
+        "resnet20_cifar10", "hf://keras-ssl/resnet20_cifar10"
     )
     ```
     """
-    _check_preset_dir(preset_dir)
-    if not uri.startswith(HF_PREFIX):
+    repo_id = _upload_repo_id(uri)
+    if huggingface_hub.constants.is_offline_mode():
+        raise RuntimeError(
+            f"Cannot publish to '{uri}': offline mode is on "
+            "(HF_HUB_OFFLINE=1) and publishing needs the Hub. Unset "
+            "HF_HUB_OFFLINE, or only check the folder with "
+            "`keras_ssl.hub.check_preset_folder` (`--dry-run`)."
+        )
+    if token is None and huggingface_hub.get_token() is None:
+        raise PermissionError(
+            f"Cannot publish to '{uri}': not logged in to the Hugging Face "
+            "Hub. Run `hf auth login` or set HF_TOKEN to a token with write "
+            "access."
+        )
+    check_preset_folder(preset_dir)
+    name = os.path.basename(os.path.abspath(preset_dir))
+    api = huggingface_hub.HfApi(endpoint=endpoint, token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=preset_dir,
+            commit_message=commit_message or f"Publish {name}",
+        )
+    except (httpx2.ConnectError, httpx2.TimeoutException) as e:
+        raise ConnectionError(_unreachable_message(api.endpoint, uri, e)) from e
+    except hf_errors.HfHubHTTPError as e:
+        if e.response.status_code in (401, 403):
+            raise PermissionError(
+                f"The Hub at {api.endpoint} refused to let you write to "
+                f"'{repo_id}' ({e.response.status_code}). Check that your "
+                "token (`hf auth login` or HF_TOKEN) has write access to the "
+                f"'{repo_id.split('/')[0]}' namespace."
+            ) from e
+        raise
+
+
+def _upload_repo_id(uri):
+    if not isinstance(uri, str) or not uri.startswith(HF_PREFIX):
         raise ValueError(
-            f"Expected an 'hf://owner/repo' target. Received: uri='{uri}'. "
+            f"Expected an 'hf://owner/repo' target. Received: uri={uri!r}. "
             "For Kaggle, use `keras_hub.upload_preset`."
         )
     hf_uri = _parse_hf_handle(uri)
     if hf_uri.revision or hf_uri.path_in_repo:
         raise ValueError(
-            "Upload targets are plain 'hf://owner/repo'. Received: "
-            f"uri='{uri}'."
+            "Publish targets are plain 'hf://owner/repo', so that keras-hub "
+            f"loads the preset from the repository root. Received: uri='{uri}'."
         )
-    repo_url = huggingface_hub.create_repo(hf_uri.id, exist_ok=True)
-    has_card = os.path.exists(
-        os.path.join(preset_dir, preset_utils.README_FILE)
-    ) or huggingface_hub.file_exists(repo_url.repo_id, preset_utils.README_FILE)
-    if not has_card:
-        write_model_card(preset_dir, repo_url.repo_id, description)
-    huggingface_hub.upload_folder(
-        repo_id=repo_url.repo_id, folder_path=preset_dir
+    return hf_uri.id
+
+
+def _unreachable_message(endpoint, uri, error):
+    if os.environ.get("HF_ENDPOINT"):
+        fix = (
+            f"HF_ENDPOINT is set to '{os.environ['HF_ENDPOINT']}': check that "
+            "a Hub is running there, or unset HF_ENDPOINT to publish to "
+            "https://huggingface.co."
+        )
+    else:
+        fix = (
+            "Check your internet connection and proxy settings (HTTPS_PROXY); "
+            "to publish to another Hub, set HF_ENDPOINT."
+        )
+    return (
+        f"Could not reach the Hugging Face Hub at {endpoint} to publish "
+        f"'{uri}' ({type(error).__name__}: {error}). {fix}"
     )
-    return str(repo_url)

@@ -16,3 +16,5 @@ from keras_ssl.models.vit import ViTImageClassifier
 from keras_ssl.models.vit import ViTImageClassifierPreprocessor
 from keras_ssl.models.vit import ViTImageConverter
 from keras_ssl.models.converters import convert_checkpoint
+from keras_ssl.models.converters import export_checkpoint
+from keras_ssl.models.converters import export_state_dict

@@ -1,6 +1,68 @@
-"""Copying PyTorch state dicts into keras_ssl models, parameter by parameter."""
+"""PyTorch state dicts <-> keras_ssl models, parameter by parameter.
 
+Each family describes its checkpoint layout once, as a list of entries
+`(name, variable, axes)`: the PyTorch parameter name, the Keras variable it
+maps to, and the permutation `np.transpose(tensor, axes)` that turns the
+PyTorch tensor into the variable (None when the layouts agree). Loading
+(`StateDictCopier.assign_entries`) and exporting (`export_entries`) read the
+same list, so the two directions cannot drift apart.
+"""
+
+import functools
+
+import keras
 import numpy as np
+
+# nn.Linear [out, in] -> Dense [in, out].
+LINEAR_AXES = (1, 0)
+# nn.Conv2d [out, in, kh, kw] -> Conv2D [kh, kw, in, out].
+CONV_AXES = (2, 3, 1, 0)
+
+
+def dense_entries(prefix, dense, bias=True):
+    """Entries of an `nn.Linear` named `prefix` <-> a `Dense` layer."""
+    entries = [(f"{prefix}.weight", dense.kernel, LINEAR_AXES)]
+    if bias:
+        entries.append((f"{prefix}.bias", dense.bias, None))
+    return entries
+
+
+def layer_norm_entries(prefix, norm):
+    """Entries of an `nn.LayerNorm` named `prefix` <-> a `LayerNormalization`."""
+    return [
+        (f"{prefix}.weight", norm.gamma, None),
+        (f"{prefix}.bias", norm.beta, None),
+    ]
+
+
+def position_embedding_transform(token_embedding):
+    """Loads a position embedding as is, or resampled from another grid."""
+
+    def transform(value):
+        if value.shape == tuple(token_embedding.position_embedding.shape):
+            return value
+        return token_embedding.resample_positions(value)
+
+    return transform
+
+
+def export_entries(entries):
+    """The PyTorch state dict that `entries` describe, from the variables.
+
+    Args:
+        entries: list of `(name, variable, axes)`.
+
+    Returns:
+        dict mapping each name to a C-contiguous float32 numpy array in the
+        PyTorch layout (each `axes` permutation undone).
+    """
+    state_dict = {}
+    for name, variable, axes in entries:
+        value = keras.ops.convert_to_numpy(variable).astype("float32")
+        if axes is not None:
+            value = np.transpose(value, np.argsort(axes))
+        state_dict[name] = np.ascontiguousarray(value)
+    return state_dict
 
 
 class StateDictCopier:
@@ -44,15 +106,21 @@ class StateDictCopier:
             )
         variable.assign(value.astype(variable.dtype))
 
-    def assign_dense(self, dense, prefix, bias=True):
-        """`nn.Linear` -> `keras.layers.Dense` (weights are transposed)."""
-        self.assign(dense.kernel, f"{prefix}.weight", np.transpose)
-        if bias:
-            self.assign(dense.bias, f"{prefix}.bias")
+    def assign_entries(self, entries, transforms=None):
+        """Assigns every `(name, variable, axes)` entry, in order.
 
-    def assign_layer_norm(self, norm, prefix):
-        self.assign(norm.gamma, f"{prefix}.weight")
-        self.assign(norm.beta, f"{prefix}.bias")
+        Args:
+            entries: list of `(name, variable, axes)`.
+            transforms: optional dict from a name to a function that
+                replaces the `axes` permutation for that entry (e.g. to
+                resample a position embedding).
+        """
+        transforms = transforms or {}
+        for name, variable, axes in entries:
+            transform = transforms.get(name)
+            if transform is None and axes is not None:
+                transform = functools.partial(np.transpose, axes=axes)
+            self.assign(variable, name, transform)
 
     def check_all_used(self, ignore=()):
         """Raises if a parameter of the state dict was not loaded."""

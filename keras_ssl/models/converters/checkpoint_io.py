@@ -1,4 +1,4 @@
-"""Reading checkpoints safely: safetensors, or PyTorch files without pickle code.
+"""Checkpoint files: read safely (no pickle code runs), written plainly.
 
 Checkpoints from the Hub are someone else's files. A PyTorch file is a
 pickle, and unpickling can run arbitrary code, so PyTorch files are read
@@ -57,6 +57,56 @@ def load_state_dict_file(path):
     if path.lower().endswith(SAFETENSORS_EXTENSIONS):
         return unwrap_state_dict(_load_safetensors(path), path)
     return unwrap_state_dict(_load_torch(path), path)
+
+
+def save_state_dict_file(state_dict, path):
+    """Writes a state dict of numpy arrays as `.safetensors` or a PyTorch file.
+
+    The file type follows the extension. safetensors are written through the
+    `safetensors` package's numpy API (no PyTorch needed), with the
+    `{"format": "pt"}` metadata PyTorch loaders expect; PyTorch files are a
+    `torch.save` of a plain dict of tensors, which
+    `torch.load(..., weights_only=True)` reads.
+
+    Args:
+        state_dict: dict mapping parameter names to numpy arrays.
+        path: a `.safetensors`, `.pth`, `.pt`, `.bin` or `.ckpt` file.
+
+    Example:
+    ```python
+    save_state_dict_file({"weight": np.zeros((2, 3))}, "model.safetensors")
+    ```
+    """
+    path = os.fspath(path)
+    if not is_checkpoint_file(path):
+        raise ValueError(
+            f"Cannot tell the file type of '{path}': name it "
+            f"{' or '.join(CHECKPOINT_EXTENSIONS)}."
+        )
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    if path.lower().endswith(SAFETENSORS_EXTENSIONS):
+        try:
+            from safetensors.numpy import save_file
+        except ImportError as e:
+            raise ImportError(
+                f"Writing '{path}' needs the `safetensors` package: "
+                "`pip install safetensors`."
+            ) from e
+        save_file(state_dict, path, metadata={"format": "pt"})
+        return
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            f"Writing the PyTorch file '{path}' needs PyTorch: "
+            "`pip install keras-ssl[torch]`, or write a .safetensors file."
+        ) from e
+    torch.save(
+        {name: torch.from_numpy(value) for name, value in state_dict.items()},
+        path,
+    )
 
 
 def _load_safetensors(path):

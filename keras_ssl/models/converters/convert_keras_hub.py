@@ -75,11 +75,15 @@ def _has_task(preset):
 
 
 def _preprocessing(preset):
-    """keras-hub image converter settings as `NormalizingImageConverter` ones."""
+    """keras-hub image converter settings as `NormalizingImageConverter` ones.
+
+    keras-hub resizes straight to `image_size`: no `crop_pct`, whatever the
+    defaults of the timm or torchvision converter that builds the model.
+    """
     if not preset_utils.check_file_exists(
         preset, preset_utils.PREPROCESSOR_CONFIG_FILE
     ):
-        return {}
+        return {"crop_pct": None}
     config = preset_utils.load_json(preset, preset_utils.PREPROCESSOR_CONFIG_FILE)
     converter = (config["config"].get("image_converter") or {}).get("config", {})
     mean, std = mean_std_from_scale_offset(
@@ -90,6 +94,7 @@ def _preprocessing(preset):
         for key in ("interpolation", "crop_to_aspect_ratio", "antialias")
         if key in converter
     }
+    arguments["crop_pct"] = None
     if mean is not None:
         arguments.update(mean=mean, std=std)
     if converter.get("image_size"):

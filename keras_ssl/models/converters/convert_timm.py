@@ -5,6 +5,8 @@ is a `config.json` naming the `architecture` (plus the `pretrained_cfg`
 with its preprocessing) and `model.safetensors`.
 """
 
+import warnings
+
 from keras_ssl.models.converters import convert_torchvision as torchvision_converter
 from keras_ssl.models.converters.common import assemble
 from keras_ssl.models.converters.common import count_indexed
@@ -22,6 +24,8 @@ from keras_ssl.models.vit.vit_image_classifier_preprocessor import (
 )
 from keras_ssl.models.vit.vit_image_converter import ViTImageConverter
 
+# timm's `resolve_data_config` default when a cfg names no crop.
+DEFAULT_CROP_PCT = 0.875
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)
 # Heads of timm's named ViT / DeiT sizes (the weights fix only their width).
@@ -159,21 +163,28 @@ def check_resnet_architecture(architecture):
 def _preprocessing(pretrained_cfg, architecture):
     """`NormalizingImageConverter` arguments from a timm `pretrained_cfg`.
 
-    Without one (a bare state dict), timm's default for the family: the
-    "Inception" statistics 0.5 / 0.5 for `vit_*`, ImageNet's otherwise.
-
-    timm's evaluation transform resizes the shorter side to
-    `image_size / crop_pct` and centre-crops; the converter resizes the
-    shorter side to `image_size` and centre-crops (`crop_pct` 1).
+    What timm's `resolve_data_config` + `create_transform` evaluate with:
+    the cfg's mean, std, interpolation, `crop_pct` (timm's default 0.875
+    without one) and `crop_mode` ("center" keeps the aspect ratio,
+    "squash" does not). Without a cfg (a bare state dict), timm's defaults
+    for the family: the "Inception" statistics 0.5 / 0.5 for `vit_*`,
+    ImageNet's otherwise.
     """
     inception = architecture.startswith("vit_")
     default_mean = INCEPTION_MEAN if inception else IMAGENET_MEAN
     default_std = INCEPTION_STD if inception else IMAGENET_STD
-    arguments = {
+    crop_mode = pretrained_cfg.get("crop_mode") or "center"
+    if crop_mode not in ("center", "squash"):
+        warnings.warn(
+            f"timm's crop_mode='{crop_mode}' (resize the longer side and pad) "
+            "is not supported; the image converter centre-crops as "
+            "crop_mode='center' does."
+        )
+    return {
         "mean": tuple(pretrained_cfg.get("mean", default_mean)),
         "std": tuple(pretrained_cfg.get("std", default_std)),
         "interpolation": pretrained_cfg.get("interpolation", "bicubic"),
-        "crop_to_aspect_ratio": True,
+        "crop_to_aspect_ratio": crop_mode != "squash",
         "antialias": True,
+        "crop_pct": pretrained_cfg.get("crop_pct") or DEFAULT_CROP_PCT,
     }
-    return arguments

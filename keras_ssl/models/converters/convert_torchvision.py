@@ -31,14 +31,18 @@ DEPTHS = {
     ((3, 8, 36, 3), True): 152,
 }
 DEPTHS_BY_NAME = {f"resnet{depth}": depth for depth in DEPTHS.values()}
-# torchvision's evaluation transform: Resize(256), CenterCrop(224),
-# bilinear, ImageNet statistics.
+# torchvision's evaluation transform of its ResNet weights,
+# `ImageClassification(crop_size=224, resize_size=256)`: bilinear, antialiased
+# Resize(256) of the shorter side, CenterCrop(224) (crop_pct 224 / 256),
+# ImageNet statistics. (ResNet-50/101/152 `IMAGENET1K_V2` resize to 232;
+# a state dict does not say which weights it holds.)
 TORCHVISION_PREPROCESSING = {
     "mean": IMAGENET_MEAN,
     "std": IMAGENET_STD,
     "interpolation": "bilinear",
     "crop_to_aspect_ratio": True,
     "antialias": True,
+    "crop_pct": 224 / 256,
 }
 
 
@@ -58,8 +62,8 @@ def convert(
         architecture: `"resnet18"` ... `"resnet152"`; checked against the
             depth the weights show, which is used when None.
         task, num_classes: see `convert_checkpoint`.
-        preprocessing: `mean`, `std`, `interpolation`, ... of the source
-            (torchvision's by default).
+        preprocessing: `mean`, `std`, `interpolation`, `crop_pct`, ... of
+            the source (torchvision's by default).
         image_shape: `(height, width, channels)` the backbone is built for
             and the image converter resizes to; None for any size, resized
             to 224x224.
@@ -81,13 +85,9 @@ def convert(
     else:
         backbone = ResNetBackbone.imagenet(depth=depth, image_shape=tuple(image_shape))
         image_size = tuple(image_shape[:2])
-    preprocessing = {**TORCHVISION_PREPROCESSING, **(preprocessing or {})}
-    mean, std = preprocessing.pop("mean"), preprocessing.pop("std")
     converter = ResNetImageConverter(
         image_size=image_size,
-        scale=tuple(1.0 / (255.0 * s) for s in std),
-        offset=tuple(-m / s for m, s in zip(mean, std)),
-        **preprocessing,
+        **{**TORCHVISION_PREPROCESSING, **(preprocessing or {})},
     )
     head = state_dict.get("fc.weight")
     return assemble(

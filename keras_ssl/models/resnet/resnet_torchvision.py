@@ -1,8 +1,10 @@
-"""Loading torchvision-style PyTorch ResNet weights into the Keras model."""
+"""torchvision-style PyTorch ResNet state dicts <-> the Keras model."""
 
 import numpy as np
 
 from keras_ssl.models.resnet.resnet_backbone import ResNetBackbone
+from keras_ssl.models.state_dict import CONV_AXES
+from keras_ssl.models.state_dict import LINEAR_AXES
 
 # PyTorch BatchNorm parameter/buffer name -> Keras BatchNormalization weight.
 _BATCH_NORM_WEIGHTS = {
@@ -14,8 +16,7 @@ _BATCH_NORM_WEIGHTS = {
 
 
 def _conv_entries(prefix, conv):
-    # PyTorch [out, in, kh, kw] -> Keras [kh, kw, in, out].
-    return [(f"{prefix}.weight", conv.kernel, (2, 3, 1, 0))]
+    return [(f"{prefix}.weight", conv.kernel, CONV_AXES)]
 
 
 def _batch_norm_entries(prefix, batch_norm):
@@ -25,7 +26,24 @@ def _batch_norm_entries(prefix, batch_norm):
     ]
 
 
-def _backbone_entries(backbone):
+def torchvision_entries(backbone, head=None):
+    """The torchvision `ResNet` layout of a keras_ssl ResNet.
+
+    Names as torchvision writes them: `conv1`, `bn1`,
+    `layer{i}.{j}.conv{k}`, `layer{i}.{j}.bn{k}`,
+    `layer{i}.{j}.downsample.{0,1}` and `fc`, BatchNorm running statistics
+    included (`num_batches_tracked` is not a weight and is left out). CIFAR
+    ResNets get the same names for their three stages. Used by
+    `load_torchvision_state_dict` and `export_checkpoint`.
+
+    Args:
+        backbone: a `ResNetBackbone`.
+        head: the classifier's `Dense` head, or None for the backbone only.
+
+    Returns:
+        list of `(torchvision name, variable, axes)` (see
+        `keras_ssl.models.state_dict`).
+    """
     entries = _conv_entries("conv1", backbone.stem.conv1)
     entries += _batch_norm_entries("bn1", backbone.stem.bn1)
     for stage_index, stage in enumerate(backbone.stages):
@@ -44,6 +62,11 @@ def _backbone_entries(backbone):
                 entries += _batch_norm_entries(
                     f"{prefix}.downsample.1", block.downsample_bn
                 )
+    if head is not None:
+        entries += [
+            ("fc.weight", head.kernel, LINEAR_AXES),
+            ("fc.bias", head.bias, None),
+        ]
     return entries
 
 
@@ -56,11 +79,11 @@ def _to_numpy(value):
 def load_torchvision_state_dict(model, state_dict):
     """Copies a torchvision-style ResNet `state_dict` into a Keras model.
 
-    Parameter names follow torchvision's `ResNet` (`conv1`, `bn1`,
-    `layer{i}.{j}.conv1`, `layer{i}.{j}.downsample.{0,1}`, `fc`), which the
-    CIFAR ResNets written in the same style share. BatchNorm running
-    statistics are copied too; `num_batches_tracked` is ignored. Nothing is
-    assigned unless every parameter matches.
+    Parameter names follow torchvision's `ResNet` (`torchvision_entries`:
+    `conv1`, `bn1`, `layer{i}.{j}.conv1`, `layer{i}.{j}.downsample.{0,1}`,
+    `fc`), which the CIFAR ResNets written in the same style share.
+    BatchNorm running statistics are copied too; `num_batches_tracked` is
+    ignored. Nothing is assigned unless every parameter matches.
 
     Args:
         model: a `ResNetBackbone`, or a classifier with a `ResNetBackbone`
@@ -90,12 +113,7 @@ def load_torchvision_state_dict(model, state_dict):
             "`model` must be a `ResNetBackbone` or a classifier built on one. "
             f"Received: {type(model).__name__}"
         )
-    entries = _backbone_entries(backbone)
-    if head is not None:
-        entries += [
-            ("fc.weight", head.kernel, (1, 0)),
-            ("fc.bias", head.bias, None),
-        ]
+    entries = torchvision_entries(backbone, head)
 
     values = []
     for name, variable, transpose in entries:
