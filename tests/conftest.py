@@ -62,3 +62,27 @@ def two_replica_strategy():
     return tf.distribute.MirroredStrategy(
         devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
     )
+
+
+def kill_after_checkpoint(command, env, metadata_path, epoch, timeout=300):
+    """Runs `command` and SIGKILLs it once `BackupAndRestore` has saved
+    `epoch` (its `training_metadata.json`), as an interrupted user run."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with open(metadata_path) as file:
+                if json.load(file)["epoch"] >= epoch:
+                    break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()

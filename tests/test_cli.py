@@ -3,14 +3,14 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from keras_ssl import cli
+
+from tests.conftest import kill_after_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,21 +68,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     ]
     env = dict(os.environ, PYTHONPATH=REPO)
     metadata = os.path.join(output, "backup", "training_metadata.json")
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    # Kill once a checkpoint inside the second epoch exists.
-    while time.time() < deadline and first.poll() is None:
-        try:
-            with open(metadata) as file:
-                if json.load(file)["epoch"] >= 1:
-                    break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    assert first.poll() is None, "training ended before it could be killed"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    kill_after_checkpoint(command, env, metadata, epoch=1)
     assert not os.path.exists(os.path.join(output, "metrics.json"))
     assert _epochs_in(os.path.join(output, "history.csv")) == [0]
 

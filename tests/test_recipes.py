@@ -4,10 +4,8 @@ import copy
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import keras_hub
@@ -20,6 +18,8 @@ from keras_ssl.recipes import load_recipe
 from keras_ssl.recipes import parse_recipe
 from keras_ssl.recipes import train_recipe
 from keras_ssl.recipes.runner import rewrite_card
+
+from tests.conftest import kill_after_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -168,7 +168,7 @@ def test_a_method_card_states_the_difference_to_its_twin(tmp_path):
     twin = load_recipe(write_recipe(str(tmp_path), twin_config))
     rewrite_card(twin, str(weights / twin.name))
     with open(weights / twin.name / "README.md") as file:
-        assert "has not been made yet, so no fidelity figure is stated" in file.read()
+        assert "has not finished, so no fidelity figure is stated yet" in file.read()
     reference.write_text(json.dumps(
         {"test_accuracy": 0.25, "torch": "2.14.1", "seed": 0, "epochs": [{}, {}]}
     ))
@@ -239,20 +239,7 @@ def test_a_killed_recipe_run_resumes_from_its_checkpoint(tmp_path):
     ]
     env = dict(os.environ, PYTHONPATH=REPO)
     metadata = os.path.join(run_dir, "backup", "training_metadata.json")
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and first.poll() is None:
-        try:
-            with open(metadata) as file:
-                if json.load(file)["epoch"] >= 0:
-                    break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    assert first.poll() is None, "training ended before it could be killed"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    kill_after_checkpoint(command, env, metadata, epoch=0)
     assert not os.path.exists(tmp_path / "preset")
 
     second = subprocess.run(command, env=env, capture_output=True, text=True,

@@ -21,7 +21,7 @@ SHIPPED = sorted(
 
 
 def test_every_shipped_folder_is_registered_with_its_hub_handle():
-    registered = {row["name"]: row for row in keras_ssl.list_presets()}
+    registered = {row["name"]: row for row in keras_ssl.models.list_presets()}
     assert SHIPPED, "weights/ holds no preset"
     for name in SHIPPED:
         assert name in registered, f"weights/{name} is not in a *_presets.py"

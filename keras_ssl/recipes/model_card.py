@@ -1,5 +1,6 @@
 """Model cards and training curves for presets trained from a recipe."""
 
+import csv
 import json
 import os
 
@@ -186,8 +187,8 @@ def write_recipe_card(preset_dir, recipe, summary):
         f" with {training['schedule']['warmup_epochs']} warm-up epochs, "
         f"seed {recipe.seed}.",
         f"- Trained with Keras {summary['keras_version']} on the "
-        f"{summary['backend']} backend, {summary['train_seconds'] / 60:.1f} min "
-        "of training on a 2-core CPU.",
+        f"{summary['backend']} backend: {summary['train_seconds'] / 60:.1f} min "
+        f"of training on a 2-core CPU{_epoch_time_range(preset_dir)}.",
         "- The test split is evaluated after every epoch for the curve "
         "below only; the final epoch's weights are the preset (no model "
         "selection on the test split).",
@@ -220,7 +221,7 @@ def _reference_lines(recipe, summary):
         return [
             "",
             f"The plain PyTorch run of this recipe (`{recipe.reference}`) "
-            "has not been made yet, so no fidelity figure is stated.",
+            "has not finished, so no fidelity figure is stated yet.",
         ]
     with open(recipe.reference) as file:
         reference = json.load(file)
@@ -235,6 +236,22 @@ def _reference_lines(recipe, summary):
         f"{100 * ours:.2f} %, a difference of {100 * (ours - theirs):+.2f} "
         "points from one seed each.",
     ]
+
+
+def _epoch_time_range(preset_dir):
+    path = os.path.join(preset_dir, "history.csv")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as file:
+        seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(file)]
+    if not seconds:
+        return ""
+    return (
+        f", {min(seconds):.0f} to {max(seconds):.0f} s an epoch (the slower "
+        "ones while other jobs shared the CPU)"
+        if max(seconds) > 1.3 * min(seconds)
+        else f", {min(seconds):.0f} to {max(seconds):.0f} s an epoch"
+    )
 
 
 def _headline(metrics):

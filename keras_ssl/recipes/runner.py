@@ -403,7 +403,7 @@ def train_recipe(
 
 
 def rewrite_card(recipe, preset_dir):
-    """Writes the card of a trained preset again from its `metrics.json`.
+    """Writes card, recipe and curve of a trained preset from its own files.
 
     For a card that should state a comparison made after training (the
     supervised twin's preset or the PyTorch reference run finished later).
@@ -418,6 +418,8 @@ def rewrite_card(recipe, preset_dir):
         summary = json.load(file)
     with open(os.path.join(preset_dir, RECIPE_FILE), "w") as file:
         file.write(recipe.text or _dump_yaml(recipe.to_dict()))
+    history = read_history(os.path.join(preset_dir, HISTORY_FILE))
+    model_card.plot_training_curve(history, os.path.join(preset_dir, CURVE_FILE))
     return model_card.write_recipe_card(preset_dir, recipe, summary)
 
 
