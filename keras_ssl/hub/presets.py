@@ -27,8 +27,8 @@ import huggingface_hub
 from huggingface_hub import errors as hf_errors
 from keras_hub.src.utils import preset_utils
 
-# `logging.getLogger("keras_ssl").setLevel("INFO")` shows where each named
-# preset loads from.
+# Says at INFO level where each named preset loads from
+# (`logging.basicConfig(level=logging.INFO)` shows it).
 logger = logging.getLogger("keras_ssl.hub")
 WEIGHTS_DIR_ENV = "KERAS_SSL_WEIGHTS_DIR"
 HF_PREFIX = "hf://"
