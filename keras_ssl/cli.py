@@ -14,6 +14,8 @@ ARCHITECTURES = (
 )
 CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
 PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet")
+# What `keras-ssl train --recipe` takes from the command line.
+RECIPE_RUN_ARGUMENTS = ("recipe", "dataset", "output", "run_dir", "verbose", "func")
 # `keras-ssl train --method`: supervised training with a method's
 # auxiliary task (the keras_ssl.methods class of each name).
 TRAIN_METHODS = {
@@ -100,6 +102,19 @@ def train_from_recipe(args):
     from keras_ssl.recipes import load_recipe
     from keras_ssl.recipes import train_recipe
 
+    defaults = make_parser().parse_args(["train", "--recipe", args.recipe])
+    ignored = [
+        "--" + name.replace("_", "-")
+        for name, value in vars(args).items()
+        if name not in RECIPE_RUN_ARGUMENTS and value != getattr(defaults, name)
+    ]
+    if ignored:
+        raise ValueError(
+            f"--recipe sets the model, data and schedule, so "
+            f"{', '.join(ignored)} would be ignored. Edit the recipe file "
+            "instead (or copy it); with --recipe only --dataset, --output, "
+            "--run-dir and --verbose apply."
+        )
     recipe = load_recipe(args.recipe)
     output = args.output or os.path.join(weights_dir(), recipe.name)
     summary = train_recipe(

@@ -53,3 +53,36 @@ def test_round_trips_its_config():
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, SGDWithL2Decay)
     assert restored.l2_decay == 1e-4 and restored.nesterov
+
+
+def test_trains_under_mirrored_strategy_as_on_one_device():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute is TensorFlow's")
+    from tests.conftest import two_replica_strategy
+
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(8, 4)).astype("float32")
+    targets = rng.normal(size=(8, 3)).astype("float32")
+    initial = [rng.normal(size=(4, 3)).astype("float32"), np.zeros(3, "float32")]
+
+    def train(strategy=None):
+        def build():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+            model.set_weights(initial)
+            model.compile(
+                optimizer=SGDWithL2Decay(0.1, momentum=0.9, nesterov=True, l2_decay=0.5),
+                loss="mse",
+            )
+            return model
+
+        if strategy is None:
+            model = build()
+        else:
+            with strategy.scope():
+                model = build()
+        model.fit(inputs, targets, batch_size=8, epochs=3, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    single, mirrored = train(), train(two_replica_strategy())
+    for ours, reference in zip(mirrored, single):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)

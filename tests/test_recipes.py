@@ -256,3 +256,10 @@ def test_cli_train_recipe_errors_clearly(tmp_path, capsys):
 
     assert cli.main(["train", "--recipe", str(tmp_path / "missing.yaml")]) == 2
     assert "Recipe file" in capsys.readouterr().err
+    # Model and schedule flags would be silently overridden by the recipe.
+    recipe = os.path.join(REPO, "recipes", "resnet20_cifar10.yaml")
+    assert cli.main(["train", "--recipe", recipe, "--epochs", "3",
+                     "--backbone", "vit_tiny"]) == 2
+    error = capsys.readouterr().err
+    assert "--backbone, --epochs would be ignored" in error
+    assert "Edit the recipe file" in error

@@ -2,15 +2,16 @@
 
 import csv
 import dataclasses
+import inspect
 import json
 import os
 import shutil
 import time
 
 import keras
-import yaml
 import keras_hub
 import numpy as np
+import yaml
 
 from keras_ssl import methods
 from keras_ssl import models
@@ -76,8 +77,6 @@ def build_method(recipe, backbone, num_classes):
 
 
 def _init_parameters(cls):
-    import inspect
-
     return inspect.signature(cls.__init__).parameters
 
 
