@@ -17,6 +17,8 @@ from keras_ssl.data import load_dataset
 from keras_ssl.recipes import load_recipe
 from keras_ssl.recipes import parse_recipe
 from keras_ssl.recipes import train_recipe
+from keras_ssl.recipes.runner import HistoryLog
+from keras_ssl.recipes.runner import read_history
 from keras_ssl.recipes.runner import rewrite_card
 
 from tests.conftest import kill_after_checkpoint
@@ -249,6 +251,23 @@ def test_a_killed_recipe_run_resumes_from_its_checkpoint(tmp_path):
     with open(tmp_path / "preset" / "history.csv") as file:
         epochs = [int(row["epoch"]) for row in csv.DictReader(file)]
     assert epochs == [0, 1, 2]
+
+
+def test_history_log_stays_aligned_when_a_resumed_run_logs_other_columns(tmp_path):
+    path = str(tmp_path / "history.csv")
+    first = HistoryLog(path)
+    first.on_epoch_end(0, {"loss": 2.0, "val_loss": 2.5, "val_extra": 0.0})
+    first.on_epoch_end(1, {"loss": 1.5, "val_loss": 2.0, "val_extra": 0.0})
+    # A new process: one column gone, epoch 1 repeated (killed before its
+    # checkpoint), one column new.
+    resumed = HistoryLog(path)
+    resumed.on_epoch_end(1, {"loss": 1.4, "val_loss": 1.9, "accuracy": 0.5})
+    resumed.on_epoch_end(2, {"loss": 1.2, "accuracy": 0.6})
+    rows = read_history(path)
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    assert rows[0] == {"epoch": 0, "loss": 2.0, "val_loss": 2.5, "val_extra": 0.0}
+    assert rows[1] == {"epoch": 1, "loss": 1.4, "val_loss": 1.9, "accuracy": 0.5}
+    assert rows[2] == {"epoch": 2, "loss": 1.2, "accuracy": 0.6}
 
 
 def test_cli_train_recipe_errors_clearly(tmp_path, capsys):

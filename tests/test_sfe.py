@@ -176,6 +176,24 @@ def test_fit_lowers_the_loss(options):
     assert history.history["sfe_si_accuracy"][-1] > 0.1
 
 
+@pytest.mark.multibackend
+def test_validation_reports_only_what_evaluation_measures():
+    images, labels = sample_subset(32)
+    model = SFE(resnet8(), 10, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(
+        images, labels, batch_size=16, epochs=1, verbose=0,
+        validation_data=(images, labels),
+    )
+    # Evaluation runs the classifier alone; the SFE task's metrics are
+    # training-only and must not appear as zeros.
+    assert "sfe_loss" in history.history
+    assert not [name for name in history.history if name.startswith("val_sfe")]
+    assert 0.0 < history.history["val_loss"][0]
+    results = model.evaluate(images, labels, return_dict=True, verbose=0)
+    assert set(results) == {"loss", "accuracy"}
+
+
 def test_trains_under_mirrored_strategy():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")

@@ -238,8 +238,16 @@ class Supervised(keras.Model):
         if isinstance(y_pred, dict):
             for task in self.auxiliary_tasks:
                 task.update_task_metrics(y_pred[task.name], y)
-            y_pred = y_pred["logits"]
-        return super().compute_metrics(x, y, y_pred, sample_weight)
+            return super().compute_metrics(x, y, y_pred["logits"], sample_weight)
+        # Evaluation runs the classifier alone: the tasks' metrics were not
+        # updated, and reporting their reset values would log zeros.
+        results = super().compute_metrics(x, y, y_pred, sample_weight)
+        task_metrics = {
+            metric.name for task in self.auxiliary_tasks for metric in task.metrics
+        }
+        return {
+            name: value for name, value in results.items() if name not in task_metrics
+        }
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         if isinstance(x, tf.data.Dataset):

@@ -222,6 +222,27 @@ def read_history(path):
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
+class HistoryLog(keras.callbacks.Callback):
+    """Adds each epoch's logs as a row of `history.csv`.
+
+    Unlike `keras.callbacks.CSVLogger`, a resumed run whose logs have other
+    columns (a metric added, validation every N epochs) stays aligned: the
+    file is rewritten with the union of the columns.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        # An epoch run again after an interruption replaces its old row.
+        rows = [row for row in read_history(self.path) if row["epoch"] != epoch]
+        rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        # Written whole, then renamed: a kill mid-write leaves the old file.
+        write_history(rows, self.path + ".tmp")
+        os.replace(self.path + ".tmp", self.path)
+
+
 def write_history(rows, path):
     """Writes `read_history` rows back as a CSV."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -353,7 +374,7 @@ def train_recipe(
         # between repeats that epoch, and `read_history` keeps its last row.
         callbacks=[
             EpochTimer(),
-            keras.callbacks.CSVLogger(history_path, append=True),
+            HistoryLog(history_path),
             keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
         ],
         verbose=verbose,
