@@ -1,5 +1,11 @@
 """keras_ssl: self-supervised and internal-pretext-task learning for Keras 3."""
 
+# First, so that torchvision / timm imported after us cannot segfault.
+from keras_ssl.utils.native_imports import guard_triton_import
+
+guard_triton_import()
+
+
 from keras_ssl import hub
 from keras_ssl import data
 from keras_ssl import evaluation

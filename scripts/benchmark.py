@@ -39,11 +39,6 @@ python scripts/benchmark.py --quick  # smoke configuration
 ```
 """
 
-# torchvision (imported by timm) segfaults when imported after TensorFlow
-# in this environment, so the torch stack is imported first.
-import torch
-import torchvision
-
 import argparse
 import datetime
 import json
@@ -56,16 +51,19 @@ import sys
 import threading
 import time
 
-import keras
-import numpy as np
-import timm
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-import keras_hub  # noqa: E402
-
+# keras_ssl first: it lets timm's triton load after TensorFlow.
 import keras_ssl  # noqa: E402
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
 from keras_ssl.methods import HPAH  # noqa: E402
 from keras_ssl.methods import MPAH  # noqa: E402
 from keras_ssl.methods import SFE  # noqa: E402

@@ -27,9 +27,6 @@ nice -n 19 python scripts/reproduce_sfe.py /work/shared/data/cifar10 \
 ```
 """
 
-import torch  # noqa: F401  (torchvision segfaults if imported after TF)
-import torchvision  # noqa: F401
-
 import argparse
 import json
 import os

@@ -1,15 +1,10 @@
-# torchvision (imported by timm) segfaults when it is imported after
-# TensorFlow in one process (torch 2.14.1 + torchvision 0.29.1 + TF 2.21 on
-# Linux); importing it first avoids the crash. The reference libraries are
-# optional test dependencies, hence the guard.
-try:
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-except ImportError:
-    pass
+# keras_ssl first: it makes triton (imported by torchvision and timm via
+# torch._dynamo) load safely next to TensorFlow, which the whole suite
+# then relies on.
+import keras_ssl  # noqa: F401
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
 if keras.backend.backend() == "tensorflow":
     import tensorflow as tf
