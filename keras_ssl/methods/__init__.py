@@ -11,5 +11,7 @@ from keras_ssl.methods.joint_label_method import JointLabelMethod
 from keras_ssl.methods.joint_label_method import JointLabelTask
 from keras_ssl.methods.sfe import SFE
 from keras_ssl.methods.sfe import DroppedChannelsTask
+from keras_ssl.methods.moco import MoCoV2
+from keras_ssl.methods.segas import SegAS
 from keras_ssl.methods.sla import SLA
 from keras_ssl.methods.sla import RotationLabelTask
