@@ -13,7 +13,9 @@ ARCHITECTURES = (
     "resnet18", "resnet34", "resnet50", "resnet101",
 )
 CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
-PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet")
+PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet", "moco_v2", "segas")
+# Methods whose batches are two augmented views of each image.
+CONTRASTIVE_METHODS = ("moco_v2", "segas")
 # What `keras-ssl train --recipe` takes from the command line.
 RECIPE_RUN_ARGUMENTS = ("recipe", "dataset", "output", "run_dir", "verbose", "func")
 # `keras-ssl train --method`: supervised training with a method's
@@ -226,16 +228,48 @@ def train(args):
     return metrics
 
 
-def _build_pretrain_method(args, backbone):
+def _build_pretrain_method(args, backbone, num_examples):
     from keras_ssl import methods
 
     if args.method == "rotnet":
         return methods.RotNet(backbone)
+    if args.method in CONTRASTIVE_METHODS:
+        common = dict(queue_size=args.queue_size, seed=args.seed)
+        if args.method == "moco_v2":
+            return methods.MoCoV2(backbone, **common)
+        # The memory bank holds one key per training image.
+        return methods.SegAS(
+            backbone, num_prototypes=args.num_prototypes,
+            memory_size=num_examples, use_apfs=not args.no_apfs, **common,
+        )
     method_cls = {
         "patch_rotnet": methods.PatchRotNet,
         "patch_relnet": methods.PatchRelNet,
     }[args.method]
     return method_cls(backbone, patch_ratio=args.patch_ratio, seed=args.seed)
+
+
+def _load_views(args):
+    """Two views per image: MoCo v2's augmentation twice, or SegAS's weak
+    and contrastive pair (`--augment` does not apply)."""
+    from keras_ssl import data
+
+    side = args.image_size or 32
+    if args.method == "moco_v2":
+        augment = data.MoCoV2Augment(side, blur_probability=args.blur_probability)
+        num_views = 2
+    else:
+        augment = data.SegASViews(side, blur_probability=args.blur_probability)
+        num_views = 1
+    return data.load_dataset(
+        args.dataset, split="train", batch_size=args.batch_size,
+        image_size=args.image_size, augment=augment, num_views=num_views,
+        seed=args.seed, validation_fraction=args.validation_fraction,
+        data_dir=args.data_dir, download=not args.no_download,
+        # A last batch of a few images would give the key encoder's
+        # BatchNorm next to no statistics.
+        drop_remainder=True, with_info=True,
+    )
 
 
 def pretrain(args):
@@ -247,21 +281,31 @@ def pretrain(args):
         args.backbone, args.image_size or 32, args.patch_size, args.num_layers
     )
     # The labels of the dataset, if any, are never read.
-    train_data, info = _load_split(args, "train", training=True)
-    model = _build_pretrain_method(args, backbone)
+    if args.method in CONTRASTIVE_METHODS:
+        train_data, info = _load_views(args)
+    else:
+        train_data, info = _load_split(args, "train", training=True)
+    model = _build_pretrain_method(args, backbone, info.num_examples)
+    learning_rate = args.learning_rate
+    if args.schedule == "cosine":
+        steps_per_epoch = -(-info.num_examples // args.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.learning_rate, decay_steps=args.epochs * steps_per_epoch
+        )
     if args.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(
-            args.learning_rate, weight_decay=args.weight_decay
+            learning_rate, weight_decay=args.weight_decay
         )
     else:
         optimizer = keras.optimizers.SGD(
-            args.learning_rate, momentum=0.9, nesterov=True,
+            learning_rate, momentum=0.9, nesterov=True,
             weight_decay=args.weight_decay,
         )
     model.compile(optimizer=optimizer)
     # BackupAndRestore needs built weights to restore into.
     side = args.image_size or 32
-    model(keras.ops.zeros((1, side, side, 3)))
+    images = keras.ops.zeros((1, side, side, 3))
+    model((images, images) if args.method in CONTRASTIVE_METHODS else images)
     os.makedirs(args.output, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
@@ -454,6 +498,15 @@ def _add_data_arguments(parser):
                         help="Keras progress output.")
 
 
+def _int_list(text):
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated ints such as 1000,100,10; got {text!r}"
+        ) from None
+
+
 def make_parser():
     parser = argparse.ArgumentParser(
         prog="keras-ssl",
@@ -529,7 +582,27 @@ def make_parser():
     pretrain_parser.add_argument("--learning-rate", type=float, default=1e-3)
     pretrain_parser.add_argument("--weight-decay", type=float, default=0.0)
     pretrain_parser.add_argument("--augment", default="cifar",
-                                 choices=("cifar", "default", "none"))
+                                 choices=("cifar", "default", "none"),
+                                 help="Augmentation of the rotation methods "
+                                      "(moco_v2 and segas use their own).")
+    pretrain_parser.add_argument("--schedule", choices=("constant", "cosine"),
+                                 default="constant",
+                                 help="Learning-rate schedule (MoCo v2 and "
+                                      "SegAS: cosine).")
+    pretrain_parser.add_argument("--queue-size", type=int, default=4096,
+                                 help="moco_v2/segas: negatives in the queue "
+                                      "(65536 for ImageNet).")
+    pretrain_parser.add_argument("--blur-probability", type=float,
+                                 default=0.5,
+                                 help="moco_v2/segas: Gaussian blur "
+                                      "probability of the contrastive view.")
+    pretrain_parser.add_argument("--num-prototypes", type=_int_list,
+                                 default=(1000, 100, 10),
+                                 help="segas: prototypes per level, e.g. "
+                                      "1000,100,10 (CIFAR-10).")
+    pretrain_parser.add_argument("--no-apfs", action="store_true",
+                                 help="segas: without the attention-part "
+                                      "filter (the paper's 'w/o ApFS').")
     pretrain_parser.add_argument("--output", default="runs/pretrain",
                                  help="Folder for the backbone preset, "
                                       "history.csv and metrics.json.")
