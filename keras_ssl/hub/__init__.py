@@ -8,6 +8,7 @@ from keras_ssl.hub.presets import PresetMixin
 from keras_ssl.hub.presets import convert_to_preset
 from keras_ssl.hub.presets import list_presets
 from keras_ssl.hub.presets import print_presets
+from keras_ssl.hub.presets import register_checkpoint_converter
 from keras_ssl.hub.presets import register_presets
 from keras_ssl.hub.presets import resolve_preset
 from keras_ssl.hub.presets import weights_dir

@@ -9,7 +9,8 @@ import json
 import os
 
 import yaml
-from keras_hub.src.utils import preset_utils
+
+from keras_ssl.hub import keras_hub_internals
 
 DEFAULT_TAGS = ("keras-ssl", "self-supervised-learning")
 
@@ -62,9 +63,9 @@ def write_model_card(
     )
     ```
     """
-    with open(os.path.join(preset_dir, preset_utils.CONFIG_FILE)) as f:
+    with open(os.path.join(preset_dir, keras_hub_internals.CONFIG_FILE)) as f:
         config = json.load(f)
-    metadata_path = os.path.join(preset_dir, preset_utils.METADATA_FILE)
+    metadata_path = os.path.join(preset_dir, keras_hub_internals.METADATA_FILE)
     metadata = {}
     if os.path.exists(metadata_path):
         with open(metadata_path) as f:
@@ -73,7 +74,7 @@ def write_model_card(
     model_name = repo_id.split("/")[-1]
     # A bare backbone predicts nothing, so only a task preset has a pipeline.
     has_task = os.path.exists(
-        os.path.join(preset_dir, preset_utils.TASK_CONFIG_FILE)
+        os.path.join(preset_dir, keras_hub_internals.TASK_CONFIG_FILE)
     )
     front_matter = card_front_matter(
         model_name,
@@ -126,7 +127,7 @@ def write_model_card(
         lines += [f"Parameters: {metadata['parameter_count']:,}", ""]
     lines.append("Model config:")
     lines += [f"* **{k}:** {v}" for k, v in config["config"].items()]
-    path = os.path.join(preset_dir, preset_utils.README_FILE)
+    path = os.path.join(preset_dir, keras_hub_internals.README_FILE)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path

@@ -15,8 +15,8 @@ import h5py
 import keras
 import keras_hub
 import numpy as np
-from keras_hub.src.utils import preset_utils
 
+from keras_ssl.hub import keras_hub_internals
 from keras_ssl.hub.model_card import _is_number
 from keras_ssl.hub.model_card import read_card_metadata
 
@@ -125,7 +125,7 @@ def check_preset_folder(path):
             ],
         )
     problems = []
-    config = _check_json(path, preset_utils.CONFIG_FILE, problems)
+    config = _check_json(path, keras_hub_internals.CONFIG_FILE, problems)
     if config is not None and "registered_name" not in config:
         problems.append(
             "config.json has no `registered_name`, so keras-hub cannot tell "
@@ -133,8 +133,8 @@ def check_preset_folder(path):
             "`model.save_to_preset(folder)`."
         )
     task_config = None
-    if os.path.exists(os.path.join(path, preset_utils.TASK_CONFIG_FILE)):
-        task_config = _check_json(path, preset_utils.TASK_CONFIG_FILE, problems)
+    if os.path.exists(os.path.join(path, keras_hub_internals.TASK_CONFIG_FILE)):
+        task_config = _check_json(path, keras_hub_internals.TASK_CONFIG_FILE, problems)
     weights_ok = _check_weights(path, problems)
     card_metrics = _check_card(path, problems)
     _check_metrics_file(path, card_metrics, problems)
@@ -180,12 +180,12 @@ def _check_json(path, filename, problems):
 
 def _check_weights(path, problems):
     weight_files = sorted(
-        glob.glob(os.path.join(path, preset_utils.MODEL_WEIGHTS_FILE))
+        glob.glob(os.path.join(path, keras_hub_internals.MODEL_WEIGHTS_FILE))
         + glob.glob(os.path.join(path, "model_*.weights.h5"))
     )
     if not weight_files:
         problems.append(
-            f"{preset_utils.MODEL_WEIGHTS_FILE} is missing. Save the "
+            f"{keras_hub_internals.MODEL_WEIGHTS_FILE} is missing. Save the "
             "weights with `model.save_to_preset(folder)`."
         )
         return False
@@ -205,7 +205,7 @@ def _check_weights(path, problems):
 
 def _check_card(path, problems):
     """Check README.md; return its metrics (empty if unusable)."""
-    card_path = os.path.join(path, preset_utils.README_FILE)
+    card_path = os.path.join(path, keras_hub_internals.README_FILE)
     fix = (
         "Write the card with `keras_ssl.hub.write_model_card(folder, "
         "repo_id, metrics=..., dataset=...)`."

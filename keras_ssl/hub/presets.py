@@ -25,7 +25,9 @@ import tempfile
 
 import huggingface_hub
 from huggingface_hub import errors as hf_errors
-from keras_hub.src.utils import preset_utils
+
+from keras_ssl.hub import keras_hub_internals
+from keras_ssl.utils.checkpoint_files import is_checkpoint_file
 
 # Says at INFO level where each named preset loads from
 # (`logging.basicConfig(level=logging.INFO)` shows it).
@@ -105,7 +107,7 @@ def register_presets(presets, backbone_cls):
     # Validate everything first so a bad entry registers nothing.
     for name, preset in presets.items():
         _check_registry_handle(name, preset["kaggle_handle"])
-        if name in preset_utils.BUILTIN_PRESETS and name not in _PRESETS:
+        if name in keras_hub_internals.builtin_presets() and name not in _PRESETS:
             raise ValueError(
                 f"Preset name '{name}' is already a keras-hub preset. Choose "
                 "another name so that both libraries keep loading their own "
@@ -119,7 +121,7 @@ def register_presets(presets, backbone_cls):
             **preset,
             "kaggle_handle": local_dir or preset["kaggle_handle"],
         }
-    preset_utils.register_presets(keras_hub_presets, backbone_cls)
+    keras_hub_internals.register_presets(keras_hub_presets, backbone_cls)
 
 
 def _check_registry_handle(name, handle):
@@ -211,13 +213,13 @@ def resolve_preset(preset):
     if os.path.isdir(preset):
         return _check_preset_dir(preset)
     if os.path.exists(preset):
-        if _is_checkpoint_file(preset):
+        if is_checkpoint_file(preset):
             return preset
         raise ValueError(
             f"'{preset}' is a file, but a preset is a folder holding "
             "config.json and the weights. Pass the folder instead."
         )
-    if preset in preset_utils.BUILTIN_PRESETS:
+    if preset in keras_hub_internals.builtin_presets():
         return preset
     raise _unknown_preset_error(preset)
 
@@ -229,7 +231,7 @@ def _unknown_preset_error(preset):
             f"{os.path.abspath(preset)})."
         )
     # Ours are registered with keras-hub too; dict.fromkeys dedupes in order.
-    candidates = dict.fromkeys([*_PRESETS, *preset_utils.BUILTIN_PRESETS])
+    candidates = dict.fromkeys([*_PRESETS, *keras_hub_internals.builtin_presets()])
     close = difflib.get_close_matches(preset, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return ValueError(
@@ -241,7 +243,7 @@ def _unknown_preset_error(preset):
 
 
 def _check_preset_dir(path, source=None):
-    if not os.path.isfile(os.path.join(path, preset_utils.CONFIG_FILE)):
+    if not os.path.isfile(os.path.join(path, keras_hub_internals.CONFIG_FILE)):
         where = f"'{path}'"
         if source:
             where = f"{source} resolves to '{path}', which"
@@ -253,18 +255,11 @@ def _check_preset_dir(path, source=None):
     return path
 
 
-def _is_checkpoint_file(path):
-    # Imported here: the converters import the models, which import this.
-    from keras_ssl.models.converters.checkpoint_io import is_checkpoint_file
-
-    return is_checkpoint_file(path)
-
-
 def _resolve_hf(handle, source):
     uri = _parse_hf_handle(handle)
     subfolder = uri.path_in_repo
     try:
-        if subfolder and _is_checkpoint_file(subfolder):
+        if subfolder and is_checkpoint_file(subfolder):
             # A plain weights file inside a repository: fetch only it.
             return huggingface_hub.hf_hub_download(
                 uri.id, subfolder, revision=uri.revision
@@ -333,7 +328,7 @@ def _checkpoint_patterns(uri):
     """Download patterns for a repository, from its config.json."""
     try:
         config_path = huggingface_hub.hf_hub_download(
-            uri.id, preset_utils.CONFIG_FILE, revision=uri.revision
+            uri.id, keras_hub_internals.CONFIG_FILE, revision=uri.revision
         )
     except hf_errors.LocalEntryNotFoundError:
         raise
@@ -353,7 +348,7 @@ def _has_safetensors(path):
 def _download_command(uri):
     revision = f" --revision {uri.revision}" if uri.revision else ""
     path = uri.path_in_repo
-    filename = f" {path}" if path and _is_checkpoint_file(path) else ""
+    filename = f" {path}" if path and is_checkpoint_file(path) else ""
     return f"hf download {uri.id}{filename}{revision}"
 
 
@@ -386,7 +381,25 @@ CONVERSION_SHARED_KWARGS = ("num_heads", "image_shape")
 
 
 def _is_keras_hub_name(preset):
-    return preset in preset_utils.BUILTIN_PRESETS and preset not in _PRESETS
+    return preset in keras_hub_internals.builtin_presets() and preset not in _PRESETS
+
+
+# The converters live above this module (they build models, whose classes
+# import `PresetMixin` from here), so they register themselves instead of
+# being imported: the dependency runs one way.
+_checkpoint_converter = None
+
+
+def register_checkpoint_converter(converter):
+    """Sets the function `convert_to_preset` turns checkpoints into presets with.
+
+    Args:
+        converter: called as `converter(checkpoint, output_dir=..., **kwargs)`
+            with the keyword arguments of `convert_to_preset`; writes a
+            keras_ssl preset folder into `output_dir`.
+    """
+    global _checkpoint_converter
+    _checkpoint_converter = converter
 
 
 def needs_conversion(preset):
@@ -397,7 +410,7 @@ def needs_conversion(preset):
         return False  # a Kaggle or other handle keras-hub resolves itself
     if os.path.isfile(preset):
         return True
-    with open(os.path.join(preset, preset_utils.CONFIG_FILE)) as f:
+    with open(os.path.join(preset, keras_hub_internals.CONFIG_FILE)) as f:
         config = json.load(f)
     registered_name = str(config.get("registered_name", ""))
     return not registered_name or registered_name.startswith("keras_hub>")
@@ -433,11 +446,15 @@ def convert_to_preset(preset, **kwargs):
         return preset
     if _is_keras_hub_name(preset):
         kwargs.setdefault("source", "keras_hub")
-    from keras_ssl.models.converters import convert_checkpoint as convert
-
+    if _checkpoint_converter is None:
+        raise RuntimeError(
+            f"'{preset}' is a checkpoint that needs converting, and no "
+            "converter is registered: `import keras_ssl` registers "
+            "`keras_ssl.models.convert_checkpoint`."
+        )
     output_dir = tempfile.mkdtemp(prefix="keras_ssl_converted_")
     try:
-        convert(preset, output_dir=output_dir, **kwargs)
+        _checkpoint_converter(preset, output_dir=output_dir, **kwargs)
     except BaseException:
         shutil.rmtree(output_dir, ignore_errors=True)
         raise
@@ -583,7 +600,7 @@ def _available_locally(name, handle):
     if not handle.startswith(HF_PREFIX):
         return None
     config_path = huggingface_hub.try_to_load_from_cache(
-        _parse_hf_handle(handle).id, preset_utils.CONFIG_FILE
+        _parse_hf_handle(handle).id, keras_hub_internals.CONFIG_FILE
     )
     if isinstance(config_path, str):
         return os.path.dirname(config_path)

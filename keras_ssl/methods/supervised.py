@@ -2,8 +2,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 from keras_hub.models import ImageClassifier
-from keras_hub.src.utils.preset_utils import list_subclasses
 
+from keras_ssl.hub.keras_hub_internals import list_subclasses
 from keras_ssl.utils.validation import with_label_check
 
 

@@ -7,6 +7,7 @@ loaders of each family (`load_timm_vit_state_dict`,
 goes the other way, through the same layout tables.
 """
 
+from keras_ssl.hub import register_checkpoint_converter
 from keras_ssl.models.converters.checkpoint_converter import SOURCES
 from keras_ssl.models.converters.checkpoint_converter import convert_checkpoint
 from keras_ssl.models.converters.checkpoint_converter import detect_source
@@ -14,3 +15,6 @@ from keras_ssl.models.converters.checkpoint_io import load_state_dict_file
 from keras_ssl.models.converters.checkpoint_exporter import FORMATS
 from keras_ssl.models.converters.checkpoint_exporter import export_checkpoint
 from keras_ssl.models.converters.checkpoint_exporter import export_state_dict
+
+# `from_preset` on a foreign checkpoint converts it through this.
+register_checkpoint_converter(convert_checkpoint)

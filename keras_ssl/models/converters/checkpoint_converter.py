@@ -3,16 +3,17 @@
 import json
 import os
 
+from keras_ssl.hub.presets import resolve_preset
 from keras_ssl.models.converters import convert_crate
 from keras_ssl.models.converters import convert_keras_hub
 from keras_ssl.models.converters import convert_timm
 from keras_ssl.models.converters import convert_torchvision
 from keras_ssl.models.converters import convert_transformers
 from keras_ssl.models.converters.checkpoint_io import folder_weights_file
-from keras_ssl.models.converters.checkpoint_io import is_checkpoint_file
 from keras_ssl.models.converters.checkpoint_io import load_state_dict_file
 from keras_ssl.models.converters.checkpoint_io import read_json
 from keras_ssl.models.converters.checkpoint_io import unwrap_state_dict
+from keras_ssl.utils.checkpoint_files import is_checkpoint_file
 
 SOURCES = ("timm", "transformers", "torchvision", "keras_hub", "crate", "crate_alpha")
 CONFIG_FILE = "config.json"
@@ -135,9 +136,6 @@ def _localise(checkpoint, source):
         )
     checkpoint = os.fspath(checkpoint)
     if checkpoint.startswith("hf://"):
-        # Import here: keras_ssl.hub is imported by the models themselves.
-        from keras_ssl.hub.presets import resolve_preset
-
         return resolve_preset(checkpoint), checkpoint
     # keras-hub resolves its own preset names and handles.
     if not os.path.exists(checkpoint) and source != "keras_hub":

@@ -6,7 +6,6 @@ entries its loader reads (`timm_vit_entries`, `crate_entries`,
 an exported file converts back to exactly the same weights.
 """
 
-from keras_ssl.models.converters.checkpoint_io import SAFETENSORS_EXTENSIONS
 from keras_ssl.models.converters.checkpoint_io import save_state_dict_file
 from keras_ssl.models.crate.crate_backbone import CRATEBackbone
 from keras_ssl.models.crate.crate_checkpoint import crate_entries
@@ -15,6 +14,7 @@ from keras_ssl.models.resnet.resnet_torchvision import torchvision_entries
 from keras_ssl.models.state_dict import export_entries
 from keras_ssl.models.vit.vit_backbone import ViTBackbone
 from keras_ssl.models.vit.vit_checkpoint import timm_vit_entries
+from keras_ssl.utils.checkpoint_files import SAFETENSORS_EXTENSIONS
 
 FORMATS = ("timm", "torchvision", "crate", "safetensors")
 # Backbone class -> (family, the formats of its layout, its own name for it

@@ -12,18 +12,12 @@ import pickle
 
 import numpy as np
 
-SAFETENSORS_EXTENSIONS = (".safetensors",)
-TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt", ".pth.tar")
-CHECKPOINT_EXTENSIONS = SAFETENSORS_EXTENSIONS + TORCH_EXTENSIONS
+from keras_ssl.utils.checkpoint_files import CHECKPOINT_EXTENSIONS
+from keras_ssl.utils.checkpoint_files import SAFETENSORS_EXTENSIONS
 # Keys under which training scripts nest the weights, most specific first.
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 # Weight files of a Hugging Face model folder, preferred first.
 FOLDER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def is_checkpoint_file(path):
-    """Whether `path` names a weights file (by its extension)."""
-    return str(path).lower().endswith(CHECKPOINT_EXTENSIONS)
 
 
 def load_state_dict_file(path):

@@ -8,8 +8,8 @@ serves every source.
 import keras
 import keras_hub
 import numpy as np
-from keras_hub.src.utils import preset_utils
 
+from keras_ssl.hub import keras_hub_internals
 from keras_ssl.models.converters import convert_timm as timm_converter
 from keras_ssl.models.converters import convert_torchvision as torchvision_converter
 from keras_ssl.models.converters.common import mean_std_from_scale_offset
@@ -71,7 +71,7 @@ def convert(preset, task=None, num_classes=None, image_shape=None):
 
 def _has_task(preset):
     # keras-hub's own check, which also looks into Kaggle and Hub handles.
-    return preset_utils.check_file_exists(preset, preset_utils.TASK_CONFIG_FILE)
+    return keras_hub_internals.check_file_exists(preset, keras_hub_internals.TASK_CONFIG_FILE)
 
 
 def _preprocessing(preset):
@@ -80,11 +80,11 @@ def _preprocessing(preset):
     keras-hub resizes straight to `image_size`: no `crop_pct`, whatever the
     defaults of the timm or torchvision converter that builds the model.
     """
-    if not preset_utils.check_file_exists(
-        preset, preset_utils.PREPROCESSOR_CONFIG_FILE
+    if not keras_hub_internals.check_file_exists(
+        preset, keras_hub_internals.PREPROCESSOR_CONFIG_FILE
     ):
         return {"crop_pct": None}
-    config = preset_utils.load_json(preset, preset_utils.PREPROCESSOR_CONFIG_FILE)
+    config = keras_hub_internals.load_json(preset, keras_hub_internals.PREPROCESSOR_CONFIG_FILE)
     converter = (config["config"].get("image_converter") or {}).get("config", {})
     mean, std = mean_std_from_scale_offset(
         converter.get("scale"), converter.get("offset")
