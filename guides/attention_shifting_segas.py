@@ -44,7 +44,7 @@ from keras_ssl.data import load_sample
 
 keras.utils.set_random_seed(0)
 images, labels = load_sample("train")
-images, labels = images[::3].astype("float32"), labels[::3]  # 500 images
+images, labels = images[::5].astype("float32"), labels[::5]  # 300 images
 test_images, test_labels = load_sample("test")
 EPOCHS = 2
 
@@ -82,7 +82,7 @@ def optimizer(steps):
 steps = EPOCHS * len(images) // 50
 moco = keras_ssl.methods.MoCoV2(
     keras_ssl.models.ResNetBackbone.cifar(depth=8, image_shape=(32, 32, 3)),
-    queue_size=400, seed=0,
+    queue_size=200, seed=0,
 )
 moco.compile(optimizer=optimizer(steps))
 moco.fit(moco_data, epochs=EPOCHS, verbose=2)
@@ -97,7 +97,7 @@ prototype losses start then (hence the jump in the loss at epoch 2).
 
 segas = keras_ssl.methods.SegAS(
     keras_ssl.models.ResNetBackbone.cifar(depth=8, image_shape=(32, 32, 3)),
-    num_prototypes=(50, 10), memory_size=len(images), queue_size=400, seed=0,
+    num_prototypes=(30, 6), memory_size=len(images), queue_size=200, seed=0,
 )
 segas.compile(optimizer=optimizer(steps))
 segas.fit(segas_data, epochs=EPOCHS, verbose=2)

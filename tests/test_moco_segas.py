@@ -244,9 +244,9 @@ def test_moco_and_segas_fit_with_falling_loss_on_real_images():
     moco.compile(optimizer=keras.optimizers.Adam(3e-3))
     data = views_dataset(MoCoV2Augment(16, **LIGHT))
     moco.fit(data, epochs=1, verbose=0)  # fills the queue with real keys
-    losses = moco.fit(data, epochs=4, verbose=0).history["loss"]
+    losses = moco.fit(data, epochs=3, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses)), losses
-    assert np.mean(losses[-2:]) < 0.95 * np.mean(losses[:2]), losses
+    assert losses[-1] < 0.95 * losses[0], losses
 
     segas = SegAS(
         tiny_resnet(), num_prototypes=(8, 4), memory_size=32, queue_size=16,
@@ -258,11 +258,11 @@ def test_moco_and_segas_fit_with_falling_loss_on_real_images():
     assert float(to_numpy(segas.prototypes_ready)) == 0.0
     assert int(to_numpy(segas.memory_count)) == 32
     # Epoch 0 of this fit clusters the bank; the prototype losses now count.
-    losses = segas.fit(data, epochs=4, verbose=0).history["loss"]
+    losses = segas.fit(data, epochs=3, verbose=0).history["loss"]
     assert float(to_numpy(segas.prototypes_ready)) == 1.0
     assert len(segas.clustering_seconds) == 1
     assert np.all(np.isfinite(losses)), losses
-    assert np.mean(losses[-2:]) < 0.95 * np.mean(losses[:2]), losses
+    assert losses[-1] < 0.95 * losses[0], losses
     prototypes = to_numpy(segas.prototypes[0])
     np.testing.assert_allclose(np.linalg.norm(prototypes, axis=1), 1, rtol=1e-4)
 
