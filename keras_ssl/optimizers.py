@@ -73,3 +73,65 @@ class SGDWithL2Decay(keras.optimizers.SGD):
         config = super().get_config()
         config["l2_decay"] = self.l2_decay
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class AdamWCosineWeightDecay(keras.optimizers.AdamW):
+    """AdamW whose decoupled weight decay follows a cosine, as DINO's.
+
+    Caron et al. 2021 (DINO), whose recipe MST follows: the decay at step
+    `t` is `final + 0.5 * (initial - final) * (1 + cos(pi * t /
+    decay_steps))`, then `final_weight_decay`; biases and other 1-D
+    parameters (norm scales) are not decayed, as DINO's parameter groups.
+    The decay is `w -= lr * wd_t * w` before the Adam step, as Keras'
+    AdamW.
+
+    Args:
+        learning_rate: float or a `LearningRateSchedule`.
+        weight_decay: float. Decay at step 0 (DINO: 0.04).
+        final_weight_decay: float. Decay at `decay_steps` (DINO: 0.4).
+        decay_steps: int. Length of the cosine, the training steps.
+        **kwargs: other `keras.optimizers.AdamW` arguments (`clipnorm=3.0`
+            is DINO's gradient clipping).
+
+    Example:
+    ```python
+    optimizer = keras_ssl.optimizers.AdamWCosineWeightDecay(
+        5e-4, weight_decay=0.04, final_weight_decay=0.4, decay_steps=10_000,
+        clipnorm=3.0,
+    )
+    ```
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.04,
+                 final_weight_decay=0.4, decay_steps=1,
+                 name="adamw_cosine_weight_decay", **kwargs):
+        if decay_steps < 1:
+            raise ValueError(f"`decay_steps` must be >= 1; received {decay_steps}.")
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
+                         name=name, **kwargs)
+        self.final_weight_decay = final_weight_decay
+        self.decay_steps = decay_steps
+
+    def weight_decay_at(self, step):
+        progress = ops.minimum(ops.cast(step, "float32") / self.decay_steps, 1.0)
+        return self.final_weight_decay + 0.5 * (
+            self.weight_decay - self.final_weight_decay
+        ) * (1.0 + ops.cos(3.141592653589793 * progress))
+
+    def _apply_weight_decay(self, variables):
+        # The scheduled decay is applied per variable in `update_step`.
+        return
+
+    def update_step(self, gradient, variable, learning_rate):
+        if len(variable.shape) > 1 and self._use_weight_decay(variable):
+            decay = ops.cast(self.weight_decay_at(self.iterations), variable.dtype)
+            rate = ops.cast(learning_rate, variable.dtype)
+            variable.assign(variable - variable * decay * rate)
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"final_weight_decay": self.final_weight_decay,
+                       "decay_steps": self.decay_steps})
+        return config

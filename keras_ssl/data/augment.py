@@ -148,6 +148,83 @@ def cifar_augment(image, seed):
     return random_flip(image, flip_seed)
 
 
+def color_jitter(image, seed, brightness=0.4, contrast=0.4, saturation=0.2,
+                 hue=0.1):
+    """torchvision's `ColorJitter` (fixed order: brightness, contrast,
+    saturation, hue) on a [0, 255] RGB image."""
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+
+    def factor(index, amount):
+        return tf.random.stateless_uniform(
+            [], seeds[index], 1.0 - amount, 1.0 + amount
+        )
+
+    image = tf.clip_by_value(image * factor(0, brightness), 0.0, 255.0)
+    gray_mean = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+    image = (image - gray_mean) * factor(1, contrast) + gray_mean
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    gray = tf.image.rgb_to_grayscale(image)
+    image = tf.clip_by_value(
+        gray + (image - gray) * factor(2, saturation), 0.0, 255.0
+    )
+    delta = tf.random.stateless_uniform([], seeds[3], -hue, hue)
+    return tf.image.adjust_hue(image / 255.0, delta) * 255.0
+
+
+def gaussian_blur(image, seed, sigma=(0.1, 2.0)):
+    """Gaussian blur with sigma drawn uniformly in `sigma` (reflect padding,
+    a kernel of 3 sigma per side of the largest sigma)."""
+    radius = int(math.ceil(3 * sigma[1]))
+    draw = tf.random.stateless_uniform([], seed, sigma[0], sigma[1])
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / draw))
+    kernel /= tf.reduce_sum(kernel)
+    channels = image.shape[-1] or 3
+    # The kernel may be wider than a small crop: pad by the image side at
+    # most, as reflection allows, and zero beyond.
+    padded = image[None]
+    for axis, kernel_shape in ((1, [-1, 1, 1, 1]), (2, [1, -1, 1, 1])):
+        pads = [[0, 0], [0, 0], [0, 0], [0, 0]]
+        pads[axis] = [radius, radius]
+        padded = tf.pad(padded, pads, mode="SYMMETRIC")
+        weights = tf.tile(tf.reshape(kernel, kernel_shape), [1, 1, channels, 1])
+        padded = tf.nn.depthwise_conv2d(
+            padded, weights, strides=[1, 1, 1, 1], padding="VALID"
+        )
+    return padded[0]
+
+
+def solarize(image, threshold=128.0):
+    """Inverts the pixels at or above `threshold` (PIL's `solarize`)."""
+    return tf.where(image < threshold, image, 255.0 - image)
+
+
+def _maybe(probability, seed, transform, image):
+    apply = tf.random.stateless_uniform([], seed) < probability
+    return tf.cond(apply, lambda: transform(image), lambda: image)
+
+
+def byol_augment(image, seed, blur_probability, solarize_probability,
+                 blur_sigma=(0.1, 2.0)):
+    """Flip, colour jitter (p 0.8), grayscale (p 0.2), blur, solarisation:
+    DINO's `DataAugmentationDINO` after its crop, on a [0, 255] image."""
+    seeds = tf.random.experimental.stateless_split(seed, num=8)
+    image = random_flip(image, seeds[0])
+    image = _maybe(0.8, seeds[1], lambda x: color_jitter(x, seeds[2]), image)
+    image = _maybe(
+        0.2, seeds[3],
+        lambda x: tf.tile(tf.image.rgb_to_grayscale(x), [1, 1, 3]), image,
+    )
+    if blur_probability > 0:
+        image = _maybe(
+            blur_probability, seeds[4],
+            lambda x: gaussian_blur(x, seeds[5], blur_sigma), image,
+        )
+    if solarize_probability > 0:
+        image = _maybe(solarize_probability, seeds[6], solarize, image)
+    return image
+
+
 class MultiCrop:
     """Global and local random resized crops of one image (DINO style).
 
@@ -156,6 +233,12 @@ class MultiCrop:
     Pass an instance as `augment` to `keras_ssl.data.load_dataset`; the
     batches then hold a tuple of view batches.
 
+    `colour=True` adds the BYOL colour augmentations as DINO applies them
+    (Caron et al. 2021, Grill et al. 2020): colour jitter (p 0.8),
+    grayscale (p 0.2), Gaussian blur (p 1.0 on the first global crop, 0.1
+    on the second, 0.5 on the local ones) and solarisation (p 0.2, second
+    global crop only).
+
     Args:
         global_size: int or `(height, width)`, the size of the global crops.
         local_size: int or `(height, width)`, the size of the local crops.
@@ -163,6 +246,10 @@ class MultiCrop:
         num_local: int, the number of local crops (may be 0).
         global_scale: tuple of floats, area range of the global crops.
         local_scale: tuple of floats, area range of the local crops.
+        colour: bool, whether to add DINO's colour, blur and solarisation
+            augmentations.
+        blur_sigma: tuple of floats, the range of the blur's sigma in
+            pixels (DINO's 0.1-2.0 is for 224-pixel crops).
 
     Example:
     ```python
@@ -180,6 +267,8 @@ class MultiCrop:
         num_local=6,
         global_scale=(0.4, 1.0),
         local_scale=(0.05, 0.4),
+        colour=False,
+        blur_sigma=(0.1, 2.0),
     ):
         if num_global < 1 or num_local < 0:
             raise ValueError(
@@ -188,6 +277,16 @@ class MultiCrop:
             )
         self.global_size = to_size(global_size)
         self.local_size = to_size(local_size)
+        if num_local and any(
+            local > full for local, full in zip(self.local_size, self.global_size)
+        ):
+            raise ValueError(
+                f"`local_size` {self.local_size} is larger than `global_size` "
+                f"{self.global_size}; local crops are the small views (e.g. "
+                "96 for 224, 16 for 32)."
+            )
+        self.colour = colour
+        self.blur_sigma = tuple(blur_sigma)
         self.num_global = num_global
         self.num_local = num_local
         self.global_scale = tuple(global_scale)
@@ -205,7 +304,16 @@ class MultiCrop:
                 self.global_size if is_global else self.local_size,
                 scale=self.global_scale if is_global else self.local_scale,
             )
-            views.append(random_flip(view, seeds[2 * index + 1]))
+            if not self.colour:
+                views.append(random_flip(view, seeds[2 * index + 1]))
+                continue
+            blur, solar = (1.0, 0.0) if index == 0 else (0.1, 0.2)
+            if not is_global:
+                blur, solar = 0.5, 0.0
+            views.append(
+                byol_augment(view, seeds[2 * index + 1], blur, solar,
+                             self.blur_sigma)
+            )
         return tuple(views)
 
 
@@ -216,6 +324,8 @@ def multi_crop(
     num_local=6,
     global_scale=(0.4, 1.0),
     local_scale=(0.05, 0.4),
+    colour=False,
+    blur_sigma=(0.1, 2.0),
 ):
     """Returns a `MultiCrop` augmentation; see `MultiCrop` for the args."""
     return MultiCrop(
@@ -225,6 +335,8 @@ def multi_crop(
         num_local=num_local,
         global_scale=global_scale,
         local_scale=local_scale,
+        colour=colour,
+        blur_sigma=blur_sigma,
     )
 
 

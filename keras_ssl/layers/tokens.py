@@ -75,7 +75,7 @@ class TokenEmbedding(keras.layers.Layer):
     replaces the chosen patch tokens by a learned [MASK] embedding before the
     position embeddings are added (as in BEiT, iBOT and MST), so a masked
     token still knows where it sits. The [MASK] embedding is frozen by
-    default; a method that learns it sets `mask_token.trainable = True`.
+    default; a method that learns it calls `learn_mask_token()`.
 
     Weights saved at another grid size are resampled when loaded
     (antialiased bicubic, as timm does), so a model pretrained at 224x224
@@ -133,7 +133,27 @@ class TokenEmbedding(keras.layers.Layer):
             name="mask_token",
         )
 
-    def call(self, patch_tokens, token_mask=None):
+    def learn_mask_token(self):
+        """Makes the [MASK] embedding trainable (MST and other masking
+        methods call this).
+
+        The variable is created anew with its current value: TensorFlow's
+        gradient tape only watches variables created trainable, so setting
+        `mask_token.trainable = True` would leave it untrained there.
+        """
+        if self.mask_token.trainable:
+            return
+        value = keras.ops.convert_to_numpy(self.mask_token)
+        del self.mask_token  # untracks the frozen variable
+        self._tracker.unlock()
+        self.mask_token = self.add_weight(
+            shape=value.shape,
+            initializer=keras.initializers.Constant(value),
+            name="mask_token",
+        )
+        self._lock_state()
+
+    def call(self, patch_tokens, token_mask=None, grid_size=None):
         if token_mask is not None:
             mask = ops.cast(ops.expand_dims(token_mask, -1), "bool")
             patch_tokens = ops.where(
@@ -145,7 +165,20 @@ class TokenEmbedding(keras.layers.Layer):
             (batch_size, 1, self.hidden_dim),
         )
         tokens = ops.concatenate([class_tokens, patch_tokens], axis=1)
-        return tokens + ops.cast(self.position_embedding, tokens.dtype)
+        position = ops.cast(self.position_embedding, tokens.dtype)
+        if grid_size is not None and tuple(grid_size) != self.grid_size:
+            position = self.interpolate_positions(position, grid_size)
+        return tokens + position
+
+    def interpolate_positions(self, position, grid_size):
+        """Position embeddings `[1, 1 + rows * cols, dim]` for another
+        grid, differentiably (bicubic, no antialiasing)."""
+        grid = ops.reshape(
+            position[:, 1:], (1,) + self.grid_size + (self.hidden_dim,)
+        )
+        grid = ops.image.resize(grid, tuple(grid_size), interpolation="bicubic")
+        grid = ops.reshape(grid, (1, -1, self.hidden_dim))
+        return ops.concatenate([position[:, :1], grid], axis=1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1 + self.num_patches, self.hidden_dim)

@@ -3,6 +3,10 @@ from keras_ssl.methods.attention_heads import MPAH
 from keras_ssl.methods.attention_heads import HighestScoringPatchTask
 from keras_ssl.methods.attention_heads import MaskedPatchesTask
 from keras_ssl.methods.auxiliary_task import AuxiliaryTask
+from keras_ssl.methods.dino import DINO
+from keras_ssl.methods.dino import DINOHead
+from keras_ssl.methods.mst import MST
+from keras_ssl.methods.mst import GlobalImageDecoder
 from keras_ssl.methods.supervised import Supervised
 from keras_ssl.methods.patch_rotnet import PatchRelNet
 from keras_ssl.methods.patch_rotnet import PatchRotNet

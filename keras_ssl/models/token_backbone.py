@@ -59,13 +59,24 @@ class TokenBackbone(PresetMixin, Backbone):
         """Patch tokens with class token and positions: `[B, 1 + N, D]`.
 
         Args:
-            images: preprocessed images `[B, H, W, C]` at `image_shape`.
+            images: preprocessed images `[B, H, W, C]`, at `image_shape` or
+                another size divisible by the patch size (DINO's local
+                crops), whose position embeddings are then interpolated.
             token_mask: optional bool `[B, N]`; true patches are replaced by
                 the learned [MASK] token.
             training: bool, whether dropout is active.
         """
         patches = self.patch_embedding(images)
-        tokens = self.token_embedding(patches, token_mask=token_mask)
+        # `patch_embedding`, not `self.patch_size`: this runs while the
+        # constructor builds the functional model, before the config is set.
+        size = self.patch_embedding.patch_size
+        height, width = static_shape(images)[1:3]
+        grid_size = None
+        if height is not None and width is not None:
+            grid_size = (height // size, width // size)
+        tokens = self.token_embedding(
+            patches, token_mask=token_mask, grid_size=grid_size
+        )
         return self.embedding_dropout(tokens, training=training)
 
     def __call__(self, inputs, *args, **kwargs):
