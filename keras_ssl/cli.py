@@ -13,9 +13,13 @@ ARCHITECTURES = (
     "resnet18", "resnet34", "resnet50", "resnet101",
 )
 CIFAR_RESNET_DEPTHS = (8, 20, 32, 56, 110, 164)
-PRETRAIN_METHODS = ("rotnet", "patch_rotnet", "patch_relnet", "moco_v2", "segas")
+PRETRAIN_METHODS = (
+    "rotnet", "patch_rotnet", "patch_relnet", "moco_v2", "segas", "dino", "mst",
+)
 # Methods whose batches are two augmented views of each image.
 CONTRASTIVE_METHODS = ("moco_v2", "segas")
+# Self-distillation methods, trained on multi-crop views.
+DISTILLATION_METHODS = ("dino", "mst")
 # What `keras-ssl train --recipe` takes from the command line.
 RECIPE_RUN_ARGUMENTS = ("recipe", "dataset", "output", "run_dir", "verbose", "func")
 # `keras-ssl train --method`: supervised training with a method's
@@ -233,6 +237,20 @@ def _build_pretrain_method(args, backbone, num_examples):
 
     if args.method == "rotnet":
         return methods.RotNet(backbone)
+    if args.method in DISTILLATION_METHODS:
+        common = dict(
+            out_dim=args.out_dim,
+            teacher_temperature_warmup_epochs=min(30, args.epochs),
+        )
+        if args.method == "dino":
+            return methods.DINO(backbone, **common)
+        return methods.MST(
+            backbone, mask_strategy=args.mask_strategy,
+            candidate_fraction=args.candidate_fraction,
+            mask_probability=args.mask_probability,
+            restoration_weight=args.restoration_weight, seed=args.seed,
+            **common,
+        )
     if args.method in CONTRASTIVE_METHODS:
         common = dict(queue_size=args.queue_size, seed=args.seed)
         if args.method == "moco_v2":
@@ -272,6 +290,64 @@ def _load_views(args):
     )
 
 
+def _load_crops(args):
+    """DINO's multi-crop views: 2 global crops at the image size, local
+    crops of `--local-size`, with the BYOL colour augmentations."""
+    from keras_ssl import data
+
+    side = args.image_size or 32
+    local = args.local_size or side // 2
+    # DINO's blur sigma (0.1-2.0) is for 224-pixel crops; scaled to ours.
+    crops = data.multi_crop(
+        side, local, num_global=2, num_local=args.local_crops, colour=True,
+        blur_sigma=(0.1, max(2.0 * side / 224, 0.2)),
+    )
+    return data.load_dataset(
+        args.dataset, split="train", batch_size=args.batch_size,
+        image_size=args.image_size, augment=crops, seed=args.seed,
+        validation_fraction=args.validation_fraction, data_dir=args.data_dir,
+        download=not args.no_download, drop_remainder=True, with_info=True,
+    )
+
+
+def _distillation_optimizer(args, steps_per_epoch):
+    """DINO's: AdamW, linear warm-up then cosine, weight decay 0.04 -> 0.4
+    on a cosine, per-parameter gradient clipping at 3."""
+    import keras
+
+    from keras_ssl.optimizers import AdamWCosineWeightDecay
+
+    total = args.epochs * steps_per_epoch
+    warmup = min(args.warmup_epochs * steps_per_epoch, total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total - warmup, alpha=1e-6 / args.learning_rate,
+        warmup_target=args.learning_rate, warmup_steps=warmup,
+    )
+    return AdamWCosineWeightDecay(
+        schedule,
+        weight_decay=0.04 if args.weight_decay is None else args.weight_decay,
+        final_weight_decay=args.final_weight_decay, decay_steps=total,
+        clipnorm=args.clip_grad or None,
+    )
+
+
+def _pretrain_optimizer(args, num_examples):
+    import keras
+
+    learning_rate = args.learning_rate
+    weight_decay = 0.0 if args.weight_decay is None else args.weight_decay
+    if args.schedule == "cosine":
+        steps_per_epoch = -(-num_examples // args.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.learning_rate, decay_steps=args.epochs * steps_per_epoch
+        )
+    if args.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.SGD(
+        learning_rate, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    )
+
+
 def pretrain(args):
     """`keras-ssl pretrain`: self-supervised pretraining without labels."""
     import keras
@@ -283,29 +359,27 @@ def pretrain(args):
     # The labels of the dataset, if any, are never read.
     if args.method in CONTRASTIVE_METHODS:
         train_data, info = _load_views(args)
+    elif args.method in DISTILLATION_METHODS:
+        train_data, info = _load_crops(args)
     else:
         train_data, info = _load_split(args, "train", training=True)
     model = _build_pretrain_method(args, backbone, info.num_examples)
-    learning_rate = args.learning_rate
-    if args.schedule == "cosine":
-        steps_per_epoch = -(-info.num_examples // args.batch_size)
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            args.learning_rate, decay_steps=args.epochs * steps_per_epoch
-        )
-    if args.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(
-            learning_rate, weight_decay=args.weight_decay
+    if args.method in DISTILLATION_METHODS:
+        optimizer = _distillation_optimizer(
+            args, info.num_examples // args.batch_size
         )
     else:
-        optimizer = keras.optimizers.SGD(
-            learning_rate, momentum=0.9, nesterov=True,
-            weight_decay=args.weight_decay,
-        )
+        optimizer = _pretrain_optimizer(args, info.num_examples)
     model.compile(optimizer=optimizer)
     # BackupAndRestore needs built weights to restore into.
     side = args.image_size or 32
     images = keras.ops.zeros((1, side, side, 3))
-    model((images, images) if args.method in CONTRASTIVE_METHODS else images)
+    if args.method in DISTILLATION_METHODS:
+        local = args.local_size or side // 2
+        crops = [keras.ops.zeros((1, local, local, 3))] * args.local_crops
+        model((images, images, *crops))
+    else:
+        model((images, images) if args.method in CONTRASTIVE_METHODS else images)
     os.makedirs(args.output, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
@@ -325,17 +399,18 @@ def pretrain(args):
         "train_examples": info.num_examples,
         "epochs": args.epochs,
         "pretext_loss": float(history.history["loss"][-1]),
-        "pretext_accuracy": float(history.history["accuracy"][-1]),
+        # Self-distillation has no pretext accuracy.
+        "pretext_accuracy": history.history.get("accuracy", [None])[-1],
         "train_seconds_this_run": round(time.time() - start, 1),
         "backend": keras.backend.backend(),
         "arguments": {k: v for k, v in vars(args).items() if k != "func"},
     }
     with open(os.path.join(args.output, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=2)
-    print(
-        f"pretext accuracy: {metrics['pretext_accuracy']:.4f}; backbone "
-        f"preset in {backbone_dir}"
-    )
+    summary = f"pretext loss: {metrics['pretext_loss']:.4f}"
+    if metrics["pretext_accuracy"] is not None:
+        summary = f"pretext accuracy: {metrics['pretext_accuracy']:.4f}"
+    print(f"{summary}; backbone preset in {backbone_dir}")
     return metrics
 
 
@@ -580,7 +655,9 @@ def make_parser():
     pretrain_parser.add_argument("--optimizer", choices=("adamw", "sgd"),
                                  default="adamw")
     pretrain_parser.add_argument("--learning-rate", type=float, default=1e-3)
-    pretrain_parser.add_argument("--weight-decay", type=float, default=0.0)
+    pretrain_parser.add_argument("--weight-decay", type=float, default=None,
+                                 help="0 by default; dino/mst: the initial "
+                                      "decay of the cosine, 0.04.")
     pretrain_parser.add_argument("--augment", default="cifar",
                                  choices=("cifar", "default", "none"),
                                  help="Augmentation of the rotation methods "
@@ -603,6 +680,35 @@ def make_parser():
     pretrain_parser.add_argument("--no-apfs", action="store_true",
                                  help="segas: without the attention-part "
                                       "filter (the paper's 'w/o ApFS').")
+    pretrain_parser.add_argument("--final-weight-decay", type=float,
+                                 default=0.4, help="dino/mst: weight decay "
+                                                   "at the end of the cosine.")
+    pretrain_parser.add_argument("--warmup-epochs", type=int, default=10,
+                                 help="dino/mst: linear learning-rate "
+                                      "warm-up before the cosine.")
+    pretrain_parser.add_argument("--clip-grad", type=float, default=3.0,
+                                 help="dino/mst: per-parameter gradient norm "
+                                      "clipping (0: none).")
+    pretrain_parser.add_argument("--out-dim", type=int, default=4096,
+                                 help="dino/mst: prototypes of the head "
+                                      "(65536 on ImageNet).")
+    pretrain_parser.add_argument("--local-crops", type=int, default=8,
+                                 help="dino/mst: local crops per image.")
+    pretrain_parser.add_argument("--local-size", type=int, default=None,
+                                 help="dino/mst: local crop side (default "
+                                      "half the image size).")
+    pretrain_parser.add_argument("--mask-strategy", default="attention",
+                                 choices=("attention", "random", "none"),
+                                 help="mst: which patches may be masked.")
+    pretrain_parser.add_argument("--candidate-fraction", type=float,
+                                 default=0.125, help="mst: lowest-attention "
+                                                     "share of patches that "
+                                                     "are candidates (1/num).")
+    pretrain_parser.add_argument("--mask-probability", type=float,
+                                 default=0.1, help="mst: probability p that a "
+                                                   "candidate is masked.")
+    pretrain_parser.add_argument("--restoration-weight", type=float,
+                                 default=0.6, help="mst: lambda_2.")
     pretrain_parser.add_argument("--output", default="runs/pretrain",
                                  help="Folder for the backbone preset, "
                                       "history.csv and metrics.json.")

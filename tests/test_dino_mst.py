@@ -1,7 +1,9 @@
 """DINO and MST: teacher EMA, loss and centre, attention-guided mask,
 decoder, training on every backend and under MirroredStrategy."""
 
+import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -275,3 +277,33 @@ def test_cosine_weight_decay_spares_biases_and_follows_dino():
     # Zero gradients: only the decay moves the kernel, by lr * 0.04.
     np.testing.assert_allclose(to_numpy(kernel), 0.96, rtol=1e-6)
     np.testing.assert_allclose(to_numpy(bias), 1.0)
+
+
+def test_keras_ssl_pretrain_with_mst_saves_a_backbone(tmp_path, capsys):
+    from keras_ssl import cli
+
+    from PIL import Image
+
+    # 40 real images as a folder: the CLI's data path, at test cost.
+    images, labels = sample_subset(40)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        os.makedirs(tmp_path / "images" / str(label), exist_ok=True)
+        Image.fromarray(image.astype("uint8")).save(
+            tmp_path / "images" / str(label) / f"{index}.png"
+        )
+    output = str(tmp_path / "mst")
+    status = cli.main([
+        "pretrain", "--method", "mst", "--backbone", "vit_tiny",
+        "--dataset", str(tmp_path / "images"), "--num-layers", "1",
+        "--image-size", "16", "--local-crops", "2", "--out-dim", "256",
+        "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "20",
+        "--output", output, "--verbose", "0",
+    ])
+    assert status == 0
+    with open(f"{output}/metrics.json") as file:
+        metrics = json.load(file)
+    assert metrics["method"] == "mst" and metrics["train_examples"] == 40
+    assert np.isfinite(metrics["pretext_loss"])
+    assert metrics["pretext_accuracy"] is None
+    assert "pretext loss" in capsys.readouterr().out
+    assert os.path.exists(f"{output}/backbone/config.json")
