@@ -307,3 +307,21 @@ def test_keras_ssl_pretrain_with_mst_saves_a_backbone(tmp_path, capsys):
     assert metrics["pretext_accuracy"] is None
     assert "pretext loss" in capsys.readouterr().out
     assert os.path.exists(f"{output}/backbone/config.json")
+
+
+def test_figure_2_masks_and_plot(tmp_path):
+    from keras_ssl.visualization import plot_mst_masks
+
+    model = MST(tiny_vit(), seed=0, **SMALL_HEAD)
+    images = sample_subset(2)[0]
+    path = str(tmp_path / "masks.png")
+    attention, random_mask, guided = plot_mst_masks(model, images, path)
+    assert os.path.getsize(path) > 0
+    assert attention.shape == random_mask.shape == guided.shape == (2, 8, 8)
+    # The guided mask is the random draw restricted to the 8 candidates.
+    assert not (guided & ~random_mask).any()
+    for row in range(2):
+        lowest = np.argsort(attention[row].ravel())[:8]
+        assert set(np.flatnonzero(guided[row].ravel())) <= set(lowest)
+    with pytest.raises(ValueError, match="`model` must be an MST model"):
+        plot_mst_masks(DINO(tiny_vit(), **SMALL_HEAD), images, path)

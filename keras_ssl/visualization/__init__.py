@@ -6,3 +6,5 @@ from keras_ssl.visualization.gradcam import gradcam_maps
 from keras_ssl.visualization.gradcam import plot_gradcam
 from keras_ssl.visualization.tsne import plot_tsne
 from keras_ssl.visualization.tsne import tsne_embedding
+from keras_ssl.visualization.masking import mst_masks
+from keras_ssl.visualization.masking import plot_mst_masks
