@@ -365,3 +365,71 @@ def test_fast_tensorflow_conv_gradient_equals_tensorflow_own(size, kernel, strid
         results.append([y, *tape.gradient(loss, [x, layer.kernel])])
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _load_fidelity_reference():
+    """The plain-PyTorch CIFAR ResNet of `scripts/reference_torch_cifar_resnet.py`."""
+    import importlib.util
+    import os
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(__file__)),
+        "scripts", "reference_torch_cifar_resnet.py",
+    )
+    spec = importlib.util.spec_from_file_location("reference_torch_cifar_resnet", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.multibackend
+def test_cifar_resnet_is_the_fidelity_reference_architecture():
+    # The presets' fidelity check compares our training with this PyTorch
+    # model's; that only means something if the two are the same network.
+    import torch
+
+    torch.manual_seed(0)
+    reference = _load_fidelity_reference().CifarResNet(depth=20, num_classes=10)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in reference.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+            elif name.endswith("running_mean") or name.endswith("bias"):
+                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=generator))
+    ours = ResNetImageClassifier(
+        backbone=ResNetBackbone.cifar(depth=20, image_shape=(32, 32, 3)), num_classes=10
+    )
+    # Copies: on JAX, assigning a torch tensor's numpy view can alias its
+    # memory, and the reference's training-mode call below updates its BN
+    # statistics in place.
+    torch_tensors = [
+        tensor.numpy().copy()
+        for name, tensor in reference.state_dict().items()
+        if not name.endswith("num_batches_tracked")
+    ]
+    assert len(torch_tensors) == len(ours.weights)
+    for weight, tensor in zip(ours.weights, torch_tensors):
+        if tensor.ndim == 4:
+            tensor = tensor.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        elif tensor.ndim == 2:
+            tensor = tensor.T
+        assert tuple(weight.shape) == tensor.shape, weight.path
+        weight.assign(tensor)
+    # Per-image colour offsets, so that pooled features differ by image.
+    images = _images((4, 32, 32, 3)) + 2 * _images((4, 1, 1, 3), seed=1)
+    torch_images = torch.from_numpy(images.transpose(0, 3, 1, 2))
+    with torch.no_grad():
+        expected_eval = reference.eval()(torch_images).numpy()
+        expected_train = reference.train()(torch_images).numpy()
+    # Non-trivial logits that differ from image to image.
+    assert np.abs(expected_eval).max() > 0.2
+    assert np.ptp(expected_eval, axis=0).max() > 0.1
+    np.testing.assert_allclose(
+        _numpy(ours(images, training=False)), expected_eval, atol=1e-4, rtol=1e-4
+    )
+    # Training mode: batch statistics, same epsilon.
+    np.testing.assert_allclose(
+        _numpy(ours(images, training=True)), expected_train, atol=1e-4, rtol=1e-4
+    )
+    assert _trainable_count(ours) == sum(p.numel() for p in reference.parameters())
