@@ -6,41 +6,11 @@ float32 image `[H, W, 3]` in [0, 255] and a stateless seed in, views out.
 
 import tensorflow as tf
 
+from keras_ssl.data.augment import color_jitter
+from keras_ssl.data.augment import gaussian_blur
 from keras_ssl.data.augment import random_flip
 from keras_ssl.data.augment import random_resized_crop
 from keras_ssl.data.augment import to_size
-
-
-def color_jitter(image, seed, brightness, contrast, saturation, hue):
-    """torchvision's `ColorJitter` on a [0, 255] image, in a fixed order
-    (brightness, contrast, saturation, hue; torchvision shuffles it)."""
-    seeds = tf.random.experimental.stateless_split(seed, num=4)
-
-    def factor(index, amount):
-        return tf.random.stateless_uniform([], seeds[index], 1.0 - amount, 1.0 + amount)
-
-    image = tf.clip_by_value(image * factor(0, brightness), 0.0, 255.0)
-    mean = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
-    image = tf.clip_by_value((image - mean) * factor(1, contrast) + mean, 0.0, 255.0)
-    gray = tf.image.rgb_to_grayscale(image)
-    image = tf.clip_by_value(gray + (image - gray) * factor(2, saturation), 0.0, 255.0)
-    shift = tf.random.stateless_uniform([], seeds[3], -hue, hue)
-    return tf.clip_by_value(tf.image.adjust_hue(image / 255.0, shift) * 255.0, 0.0, 255.0)
-
-
-def gaussian_blur(image, seed, sigma):
-    """Separable Gaussian blur, sigma uniform in `sigma` (pixels), kernel
-    radius 3 x the largest sigma, symmetric padding."""
-    radius = int(3 * sigma[1] + 0.999)
-    draw = tf.random.stateless_uniform([], seed, sigma[0], sigma[1])
-    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
-    kernel = tf.exp(-0.5 * tf.square(taps / draw))
-    kernel /= tf.reduce_sum(kernel)
-    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], "SYMMETRIC")
-    for shape in ([-1, 1, 1, 1], [1, -1, 1, 1]):
-        weights = tf.tile(tf.reshape(kernel, shape), [1, 1, 3, 1])
-        padded = tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")
-    return padded[0]
 
 
 def _maybe(probability, seed, transform, image):
