@@ -12,4 +12,16 @@ backbone_presets = {
         },
         "kaggle_handle": "hf://keras-ssl/resnet20_cifar10",
     },
+    "resnet20_cifar10_sfe": {
+        "metadata": {
+            "description": (
+                "CIFAR ResNet-20 trained with SFE (channel-dropping joint "
+                "labels, self-distillation) on CIFAR-10; SI inference head; "
+                "recipe recipes/resnet20_cifar10_sfe.yaml."
+            ),
+            "params": 273_392,
+            "path": "resnet",
+        },
+        "kaggle_handle": "hf://keras-ssl/resnet20_cifar10_sfe",
+    },
 }
