@@ -14,6 +14,8 @@ import numpy as np
 
 from keras_ssl.utils.checkpoint_files import CHECKPOINT_EXTENSIONS
 from keras_ssl.utils.checkpoint_files import SAFETENSORS_EXTENSIONS
+from keras_ssl.utils.checkpoint_files import is_checkpoint_file
+
 # Keys under which training scripts nest the weights, most specific first.
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 # Weight files of a Hugging Face model folder, preferred first.
