@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_ssl.layers.attention import MultiHeadSelfAttention
+from keras_ssl.layers.transformer_block import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
@@ -73,7 +73,7 @@ class CRATEPatchEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
-class CRATEBlock(keras.layers.Layer):
+class CRATEBlock(TransformerBlock):
     """One CRATE layer: MSSA compression, then one ISTA sparsification step.
 
     Yu et al. 2023, "White-Box Transformers via Sparse Rate Reduction".
@@ -82,9 +82,7 @@ class CRATEBlock(keras.layers.Layer):
     gradient step towards a sparse code of `z` in the dictionary `W`
     (`[dim, dim]`, stored as the official `weight`). There is no residual
     around the ISTA step. MSSA uses one projection as query, key and value.
-
-    Call arguments beyond the tokens: `attention_multiplier` and
-    `return_attention`, as in `ViTBlock`.
+    The call interface is `TransformerBlock`'s.
 
     Args:
         num_heads: int. Subspaces (attention heads).
@@ -93,8 +91,12 @@ class CRATEBlock(keras.layers.Layer):
         sparsity: float. ISTA sparsity penalty lambda (0.1 in the paper).
         attention_dropout: float. Dropout on attention probabilities.
         layer_norm_epsilon: float. PyTorch's default 1e-5.
-        **kwargs: base layer arguments.
+        **kwargs: `TransformerBlock` and base layer arguments.
     """
+
+    tied_qkv = True
+    qkv_bias = False
+    residual_feed_forward = False
 
     def __init__(
         self,
@@ -106,36 +108,21 @@ class CRATEBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.head_dim = head_dim
+        super().__init__(
+            num_heads,
+            head_dim=head_dim,
+            attention_dropout=attention_dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            **kwargs,
+        )
         self.step_size = step_size
         self.sparsity = sparsity
-        self.attention_dropout = attention_dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
 
-    def build(self, input_shape):
+    def kernel_initializer(self):
+        return _torch_linear_initializer()
+
+    def build_feed_forward(self, input_shape, kernel_initializer):
         hidden_dim = input_shape[-1]
-        policy = self.dtype_policy
-        self.norm1 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm1"
-        )
-        self.attention = MultiHeadSelfAttention(
-            self.num_heads,
-            self.head_dim,
-            tied_qkv=True,
-            qkv_bias=False,
-            output_bias=True,
-            attention_dropout=self.attention_dropout,
-            kernel_initializer=_torch_linear_initializer(),
-            dtype=policy,
-            name="attention",
-        )
-        self.norm2 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm2"
-        )
-        for layer in (self.norm1, self.attention, self.norm2):
-            layer.build(input_shape)
         # Official init: kaiming_uniform_ with its defaults, U(+-sqrt(6/fan)).
         self.dictionary = self.add_weight(
             shape=(hidden_dim, hidden_dim),
@@ -143,54 +130,24 @@ class CRATEBlock(keras.layers.Layer):
             name="dictionary",
         )
 
-    def call(
-        self,
-        tokens,
-        attention_multiplier=None,
-        return_attention=False,
-        training=None,
-    ):
-        attended = self.attention(
-            self.norm1(tokens),
-            attention_multiplier=attention_multiplier,
-            return_attention=return_attention,
-            training=training,
-        )
-        if return_attention:
-            attended, attention = attended
-        hidden = self.norm2(tokens + attended)
+    def feed_forward(self, hidden, training=None):
         dictionary = ops.cast(self.dictionary, hidden.dtype)
         # z W - (z W^T) W: the gradient of ||z - W^T-code||^2 at code z.
         gradient = ops.matmul(hidden, dictionary) - ops.matmul(
             ops.matmul(hidden, ops.transpose(dictionary)), dictionary
         )
-        outputs = ops.relu(
+        return ops.relu(
             hidden + self.step_size * gradient - self.step_size * self.sparsity
         )
-        if return_attention:
-            return outputs, attention
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "head_dim": self.head_dim,
-                "step_size": self.step_size,
-                "sparsity": self.sparsity,
-                "attention_dropout": self.attention_dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
+        config.update({"step_size": self.step_size, "sparsity": self.sparsity})
         return config
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
-class CRATEAlphaBlock(keras.layers.Layer):
+class CRATEAlphaBlock(CRATEBlock):
     """One CRATE-alpha layer: MSSA, then an overcomplete dictionary step.
 
     Yang et al. 2024, "Scaling White-Box Transformers for Vision"
@@ -202,10 +159,7 @@ class CRATEAlphaBlock(keras.layers.Layer):
     `z1 = relu(eta * z D - eta * lambda)`,
     `z2 = relu(z1 - eta * ((z1 D^T - z) D) - eta * lambda)`,
     `out = z2 D1^T`. MSSA is CRATE's, with no bias on its output
-    projection.
-
-    Call arguments beyond the tokens: `attention_multiplier` and
-    `return_attention`, as in `ViTBlock`.
+    projection. The call interface is `TransformerBlock`'s.
 
     Args:
         num_heads: int. Subspaces (attention heads).
@@ -216,8 +170,11 @@ class CRATEAlphaBlock(keras.layers.Layer):
         sparsity: float. Sparsity penalty lambda (0.1 in the paper).
         attention_dropout: float. Dropout on attention probabilities.
         layer_norm_epsilon: float. The official code uses 1e-6.
-        **kwargs: base layer arguments.
+        **kwargs: `TransformerBlock` and base layer arguments.
     """
+
+    output_bias = False
+    residual_feed_forward = True
 
     def __init__(
         self,
@@ -230,37 +187,19 @@ class CRATEAlphaBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.head_dim = head_dim
+        super().__init__(
+            num_heads,
+            head_dim,
+            step_size=step_size,
+            sparsity=sparsity,
+            attention_dropout=attention_dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            **kwargs,
+        )
         self.expansion = expansion
-        self.step_size = step_size
-        self.sparsity = sparsity
-        self.attention_dropout = attention_dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
 
-    def build(self, input_shape):
+    def build_feed_forward(self, input_shape, kernel_initializer):
         hidden_dim = input_shape[-1]
-        policy = self.dtype_policy
-        self.norm1 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm1"
-        )
-        self.attention = MultiHeadSelfAttention(
-            self.num_heads,
-            self.head_dim,
-            tied_qkv=True,
-            qkv_bias=False,
-            output_bias=False,
-            attention_dropout=self.attention_dropout,
-            kernel_initializer=_torch_linear_initializer(),
-            dtype=policy,
-            name="attention",
-        )
-        self.norm2 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="norm2"
-        )
-        for layer in (self.norm1, self.attention, self.norm2):
-            layer.build(input_shape)
         # Official init: kaiming_uniform_ of a [dim, expansion * dim] tensor,
         # whose fan_in is its second axis.
         dictionary_init = keras.initializers.VarianceScaling(
@@ -274,23 +213,7 @@ class CRATEAlphaBlock(keras.layers.Layer):
             shape=shape, initializer=dictionary_init, name="decoder"
         )
 
-    def call(
-        self,
-        tokens,
-        attention_multiplier=None,
-        return_attention=False,
-        training=None,
-    ):
-        attended = self.attention(
-            self.norm1(tokens),
-            attention_multiplier=attention_multiplier,
-            return_attention=return_attention,
-            training=training,
-        )
-        if return_attention:
-            attended, attention = attended
-        tokens = tokens + attended
-        hidden = self.norm2(tokens)
+    def feed_forward(self, hidden, training=None):
         dictionary = ops.cast(self.dictionary, hidden.dtype)
         decoder = ops.cast(self.decoder, hidden.dtype)
         threshold = self.step_size * self.sparsity
@@ -303,27 +226,11 @@ class CRATEAlphaBlock(keras.layers.Layer):
             - self.step_size * ops.matmul(residual, dictionary)
             - threshold
         )
-        outputs = tokens + ops.matmul(code, ops.transpose(decoder))
-        if return_attention:
-            return outputs, attention
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return ops.matmul(code, ops.transpose(decoder))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "head_dim": self.head_dim,
-                "expansion": self.expansion,
-                "step_size": self.step_size,
-                "sparsity": self.sparsity,
-                "attention_dropout": self.attention_dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
+        config.update({"expansion": self.expansion})
         return config
 
 
