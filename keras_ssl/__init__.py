@@ -8,6 +8,7 @@ guard_triton_import()
 
 from keras_ssl import hub
 from keras_ssl import data
+from keras_ssl import distribute
 from keras_ssl import evaluation
 from keras_ssl import layers
 from keras_ssl import methods

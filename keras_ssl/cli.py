@@ -1,6 +1,7 @@
 """The `keras-ssl` command: train, pretrain, evaluate and list presets."""
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -81,6 +82,8 @@ def _load_split(args, split, training):
         validation_fraction=args.validation_fraction,
         data_dir=args.data_dir,
         download=not args.no_download,
+        # Equal shards for every replica and process (see _distributed_data).
+        drop_remainder=training and getattr(args, "distribute", "none") != "none",
         with_info=True,
     )
 
@@ -112,7 +115,8 @@ def train_from_recipe(args):
     ignored = [
         "--" + name.replace("_", "-")
         for name, value in vars(args).items()
-        if name not in RECIPE_RUN_ARGUMENTS and value != getattr(defaults, name)
+        if name not in RECIPE_RUN_ARGUMENTS and hasattr(defaults, name)
+        and value != getattr(defaults, name)
     ]
     if ignored:
         raise ValueError(
@@ -139,7 +143,7 @@ def train(args):
 
     if args.recipe:
         return train_from_recipe(args)
-    args.output = args.output or "runs/train"
+    args.output = _worker_output(args.output or "runs/train", args)
     args.dataset = args.dataset or "sample"
 
     from keras_ssl import methods
@@ -188,6 +192,7 @@ def train(args):
         )
     model.compile(optimizer=optimizer)
     model.build((None, args.image_size or 32, args.image_size or 32, 3))
+    _synchronize_batch_norm(args, model)
 
     os.makedirs(args.output, exist_ok=True)
     backup_dir = os.path.join(args.output, "backup")
@@ -208,27 +213,40 @@ def train(args):
         verbose=args.verbose,
     )
     train_seconds = time.time() - start
-    results = model.evaluate(eval_data, return_dict=True, verbose=0)
-    model.export_classifier(os.path.join(args.output, "classifier"))
+    _synchronize_batch_norm(args, model, False)
+    classifier_dir = os.path.join(args.output, "classifier")
+    model.export_classifier(classifier_dir)
     metrics = {
         "method": args.method,
         "dataset": str(args.dataset),
         "train_examples": info.num_examples,
-        "eval_split": eval_split,
-        f"{eval_split}_accuracy": float(results["accuracy"]),
-        f"{eval_split}_loss": float(results["loss"]),
+        "train_accuracy": model.history.history.get("accuracy", [None])[-1],
         "epochs": args.epochs,
         "train_seconds_this_run": round(train_seconds, 1),
         "backend": keras.backend.backend(),
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+        "distribution": getattr(args, "distribution", None),
+        "arguments": _arguments(args),
     }
+    run = getattr(args, "run", None)
+    if run is not None and run.mode == "multi-worker":
+        # Keras' evaluate is not yet right across JAX processes (each
+        # process reported a different accuracy); no number beats a wrong one.
+        summary = (
+            f"evaluate the classifier on one machine: keras-ssl evaluate "
+            f"--model {classifier_dir} --dataset {args.dataset}"
+        )
+    else:
+        results = model.evaluate(eval_data, return_dict=True, verbose=0)
+        metrics["eval_split"] = eval_split
+        metrics[f"{eval_split}_accuracy"] = float(results["accuracy"])
+        metrics[f"{eval_split}_loss"] = float(results["loss"])
+        summary = (
+            f"{eval_split} accuracy: {results['accuracy']:.4f} "
+            f"({eval_split} loss {results['loss']:.4f})"
+        )
     with open(os.path.join(args.output, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=2)
-    print(
-        f"{eval_split} accuracy: {results['accuracy']:.4f} "
-        f"({eval_split} loss {results['loss']:.4f}); classifier preset and "
-        f"metrics.json in {args.output}"
-    )
+    print(f"{summary}; classifier preset and metrics.json in {args.output}")
     return metrics
 
 
@@ -353,6 +371,7 @@ def pretrain(args):
     import keras
 
     keras.utils.set_random_seed(args.seed)
+    args.output = _worker_output(args.output, args)
     backbone = build_backbone(
         args.backbone, args.image_size or 32, args.patch_size, args.num_layers
     )
@@ -380,6 +399,7 @@ def pretrain(args):
         model((images, images, *crops))
     else:
         model((images, images) if args.method in CONTRASTIVE_METHODS else images)
+    _synchronize_batch_norm(args, model)
     os.makedirs(args.output, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(args.output, "backup")),
@@ -391,6 +411,7 @@ def pretrain(args):
     history = model.fit(
         train_data, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose
     )
+    _synchronize_batch_norm(args, model, False)
     backbone_dir = os.path.join(args.output, "backbone")
     model.backbone.save_to_preset(backbone_dir)
     metrics = {
@@ -403,7 +424,7 @@ def pretrain(args):
         "pretext_accuracy": history.history.get("accuracy", [None])[-1],
         "train_seconds_this_run": round(time.time() - start, 1),
         "backend": keras.backend.backend(),
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+        "arguments": _arguments(args),
     }
     with open(os.path.join(args.output, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=2)
@@ -553,6 +574,128 @@ def publish(args):
     print(f"published {args.preset} -> {commit.repo_url} ({commit.oid})")
 
 
+def _arguments(args):
+    """The command line as recorded in metrics.json."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "run")}
+
+
+def _add_distribute_arguments(parser):
+    from keras_ssl.distribute import LEARNING_RATE_SCALING
+    from keras_ssl.distribute import MODES
+    from keras_ssl.distribute import PRECISIONS
+
+    group = parser.add_argument_group(
+        "devices and precision",
+        "--batch-size is always the global batch, over all replicas.",
+    )
+    group.add_argument("--distribute", choices=MODES, default="none",
+                       help="mirrored: TensorFlow, all GPUs of this machine; "
+                            "jax-data-parallel: JAX, all local devices; "
+                            "multi-worker: JAX, several processes/machines.")
+    group.add_argument("--precision", choices=PRECISIONS, default="float32",
+                       help="mixed_float16 adds dynamic loss scaling.")
+    group.add_argument("--lr-scaling", choices=LEARNING_RATE_SCALING,
+                       default="none",
+                       help="none: --learning-rate is for the global batch; "
+                            "linear / sqrt: it is for --reference-batch-size "
+                            "and is scaled to the global batch.")
+    group.add_argument("--reference-batch-size", type=int, default=256)
+    group.add_argument("--coordinator", default=None,
+                       help="multi-worker: HOST:PORT of process 0 "
+                            "(or KERAS_SSL_COORDINATOR).")
+    group.add_argument("--num-processes", type=int, default=None,
+                       help="multi-worker: processes in the run.")
+    group.add_argument("--process-id", type=int, default=None,
+                       help="multi-worker: this process's index, 0 on the "
+                            "coordinator.")
+    group.add_argument("--cpu-devices", type=int, default=None,
+                       help="Split the CPU into this many devices, to try "
+                            "data parallelism without accelerators.")
+
+
+def _cluster(args):
+    from keras_ssl.distribute import ClusterSpec
+
+    given = {
+        "--coordinator": args.coordinator, "--num-processes": args.num_processes,
+        "--process-id": args.process_id,
+    }
+    if all(value is None for value in given.values()):
+        return None  # from the environment
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        raise ValueError(f"--distribute multi-worker also needs {', '.join(missing)}.")
+    return ClusterSpec(args.coordinator, args.num_processes, args.process_id)
+
+
+@contextlib.contextmanager
+def distributed(args):
+    """Runs a command's body on the devices and precision it asks for."""
+    from keras_ssl import distribute
+
+    if not hasattr(args, "distribute"):
+        yield None
+        return
+    devices = None
+    if args.cpu_devices:
+        distribute.split_cpu(args.cpu_devices)
+        devices = _cpu_devices()
+    distribute.set_precision(args.precision)
+    cluster = _cluster(args) if args.distribute == "multi-worker" else None
+    try:
+        with distribute.distribution_scope(
+            args.distribute, devices=devices, cluster=cluster
+        ) as run:
+            base = getattr(args, "learning_rate", None)
+            if base is not None:
+                args.learning_rate = distribute.scale_learning_rate(
+                    base, args.batch_size, args.lr_scaling,
+                    args.reference_batch_size,
+                )
+            args.distribution = run.describe(
+                args.batch_size, args.learning_rate if base is not None else None,
+                base, args.lr_scaling, args.reference_batch_size,
+            )
+            print(args.distribution)
+            args.run = run
+            yield run
+    finally:
+        import keras
+
+        keras.config.set_dtype_policy("float32")
+
+
+def _cpu_devices():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices("cpu")
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def _worker_output(output, args):
+    """Every process of a multi-worker run trains; process 0 writes to
+    --output, the others beside it (their checkpoints resume them)."""
+    run = getattr(args, "run", None)
+    if run is None or run.is_chief:
+        return output
+    return os.path.join(output, f"worker_{run.process_id}")
+
+
+def _synchronize_batch_norm(args, model, enabled=True):
+    """Global BatchNorm statistics while training under MirroredStrategy;
+    off again before a preset is saved."""
+    run = getattr(args, "run", None)
+    if run is not None and run.mode == "mirrored":
+        from keras_ssl.distribute import synchronize_batch_norm
+
+        synchronize_batch_norm(model, enabled)
+
+
 def _add_data_arguments(parser):
     parser.add_argument("--dataset", default="sample",
                         help="TFDS name, image-folder path, or 'sample' "
@@ -595,6 +738,7 @@ def make_parser():
                       "auxiliary task, or a preset from its recipe; resumes "
                       "if interrupted.")
     _add_data_arguments(train_parser)
+    _add_distribute_arguments(train_parser)
     model_group = train_parser.add_mutually_exclusive_group()
     model_group.add_argument("--backbone", default="resnet20",
                              help=f"One of: {', '.join(ARCHITECTURES)}.")
@@ -641,6 +785,7 @@ def make_parser():
                          "(labels in the data are ignored); saves the "
                          "backbone preset.")
     _add_data_arguments(pretrain_parser)
+    _add_distribute_arguments(pretrain_parser)
     pretrain_parser.add_argument("--method", choices=PRETRAIN_METHODS,
                                  default="patch_rotnet")
     pretrain_parser.add_argument("--backbone", default="resnet8",
@@ -719,6 +864,7 @@ def make_parser():
                          "backbone preset by k-NN, linear probe or "
                          "fine-tuning.")
     _add_data_arguments(evaluate_parser)
+    _add_distribute_arguments(evaluate_parser)
     evaluate_parser.add_argument("--model", required=True,
                                  help="Preset (name, folder or hf://): a "
                                       "classifier for --protocol classifier, "
@@ -765,7 +911,8 @@ def main(argv=None):
     if getattr(args, "augment", None) == "none":
         args.augment = False
     try:
-        args.func(args)
+        with distributed(args):
+            args.func(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"keras-ssl {args.command}: error: {error}", file=sys.stderr)
         return 2

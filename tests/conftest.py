@@ -16,6 +16,11 @@ if keras.backend.backend() == "tensorflow":
         _cpus[0],
         [tf.config.LogicalDeviceConfiguration()] * 2,
     )
+elif keras.backend.backend() == "jax":
+    import jax
+
+    # Two CPU devices for DataParallel, before JAX initialises its backend.
+    jax.config.update("jax_num_cpu_devices", 2)
 
 
 @pytest.fixture(autouse=True)

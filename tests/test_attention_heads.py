@@ -15,7 +15,6 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from tests.conftest import sample_subset
 from tests.conftest import to_numpy
-from tests.conftest import two_replica_strategy
 
 METHODS = {"hpah": HPAH, "mpah": MPAH}
 
@@ -137,19 +136,6 @@ def test_tasks_compose_in_one_model():
     history = model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
     for name in ("loss", "accuracy", "hpah_accuracy", "mpah_accuracy"):
         assert np.isfinite(history.history[name][0])
-
-
-def test_trains_under_mirrored_strategy():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute needs the TensorFlow backend")
-    strategy = two_replica_strategy()
-    images, labels = sample_subset(32)
-    for method in METHODS.values():
-        with strategy.scope():
-            model = method(small_backbone(), 10)
-            model.compile(optimizer="adam")
-        history = model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
-        assert np.isfinite(history.history["loss"][0])
 
 
 @pytest.mark.multibackend

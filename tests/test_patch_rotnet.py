@@ -12,7 +12,6 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from keras_ssl.ops import all_rotations
 from keras_ssl.ops import paste_patches
-from tests.conftest import two_replica_strategy
 from tests.conftest import sample_subset
 from tests.conftest import to_numpy
 
@@ -173,19 +172,6 @@ def test_save_and_load(tmp_path):
     )
     config = PatchRotNet(resnet8(), patch_ratio=0.3, seed=5).get_config()
     assert PatchRotNet.from_config(config).patch_ratio == 0.3
-
-
-def test_trains_under_mirrored_strategy():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute needs the TensorFlow backend")
-    strategy = two_replica_strategy()
-    with strategy.scope():
-        model = PatchRotNet(resnet8(), seed=0)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    data = load_dataset(sample_subset(64), batch_size=32)
-    history = model.fit(data, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert model.distribute_strategy is strategy
 
 
 @pytest.mark.parametrize("ratio", [0, 1, 1.5, -0.2, "0.4"])

@@ -1,5 +1,5 @@
 """SFE: channel groups, pool-then-mask, joint labels, inference modes,
-training on every backend and MirroredStrategy, save/load and export."""
+training on every backend, save/load and export."""
 
 import keras
 import keras_hub
@@ -17,7 +17,6 @@ from keras_ssl.ops import channel_groups
 from keras_ssl.ops import joint_cross_entropy
 from keras_ssl.ops import joint_labels
 from tests.conftest import sample_subset
-from tests.conftest import two_replica_strategy
 from tests.conftest import to_numpy
 
 
@@ -192,20 +191,6 @@ def test_validation_reports_only_what_evaluation_measures():
     assert 0.0 < history.history["val_loss"][0]
     results = model.evaluate(images, labels, return_dict=True, verbose=0)
     assert set(results) == {"loss", "accuracy"}
-
-
-def test_trains_under_mirrored_strategy():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute needs the TensorFlow backend")
-    strategy = two_replica_strategy()
-    with strategy.scope():
-        model = SFE(resnet8(), 10, seed=0)
-        model.compile(optimizer="adam")
-    images, labels = sample_subset(32)
-    history = model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert model.distribute_strategy is strategy
-    assert np.isfinite(history.history["sfe_loss"][0])
 
 
 @pytest.mark.multibackend

@@ -1,5 +1,5 @@
 """SLA: rotations, joint labels, single/aggregated/self-distilled inference,
-training on every backend and MirroredStrategy, save/load and export."""
+training on every backend, save/load and export."""
 
 import keras
 import keras_hub
@@ -11,7 +11,6 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from keras_ssl.ops import rotate_images
 from tests.conftest import sample_subset
-from tests.conftest import two_replica_strategy
 from tests.conftest import to_numpy
 
 
@@ -97,19 +96,6 @@ def test_fit_lowers_the_loss(self_distillation):
     losses = history.history["loss"]
     assert losses[-1] < 0.9 * losses[0], losses
     assert "sla_si_accuracy" in history.history
-
-
-def test_trains_under_mirrored_strategy():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute needs the TensorFlow backend")
-    strategy = two_replica_strategy()
-    with strategy.scope():
-        model = SLA(resnet8(), 10, self_distillation=True)
-        model.compile(optimizer="adam")
-    images, labels = sample_subset(32)
-    history = model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert model.distribute_strategy is strategy
 
 
 @pytest.mark.multibackend

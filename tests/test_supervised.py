@@ -12,7 +12,6 @@ from keras_ssl.models import ResNetBackbone
 from keras_ssl.models import ViTBackbone
 from tests.conftest import sample_subset
 from tests.conftest import to_numpy
-from tests.conftest import two_replica_strategy
 
 BACKBONES = {
     "vit": lambda: ViTBackbone(
@@ -94,15 +93,3 @@ def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="No keras_ssl classifier"):
         Supervised(keras.Sequential([keras.layers.Dense(2)]), num_classes=2)
 
-
-def test_trains_under_mirrored_strategy():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute needs the TensorFlow backend")
-    strategy = two_replica_strategy()
-    with strategy.scope():
-        model = Supervised(BACKBONES["vit"](), num_classes=10)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    data = load_dataset("sample", split="test", batch_size=32)
-    history = model.fit(data, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert model.distribute_strategy is strategy

@@ -2,6 +2,17 @@ import keras
 from keras import ops
 
 
+def _fused_attention_runs(dtype):
+    """False where `ops.dot_product_attention` cannot run: JAX's float16
+    kernel on CPU asks XLA for a float16 x float16 -> float32 dot, which the
+    CPU backend refuses (measured with JAX 0.10)."""
+    if dtype != "float16" or keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
 @keras.saving.register_keras_serializable(package="keras_ssl")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Multi-head self-attention that exposes and masks its attention maps.
@@ -97,6 +108,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             return_attention
             or attention_multiplier is not None
             or (training and self.attention_dropout > 0)
+            or not _fused_attention_runs(self.compute_dtype)
         )
         if needs_probabilities:
             scores = ops.einsum("bqhd,bkhd->bhqk", query, key) * self.scale

@@ -9,6 +9,7 @@ Attention Head)" — a self-supervised label taken from inside a transformer
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import draw_for_replica
 from keras_ssl.methods.auxiliary_task import AuxiliaryTask
 from keras_ssl.methods.auxiliary_task import resolve_layer_index
 from keras_ssl.methods.auxiliary_task import sparse_cross_entropy
@@ -86,10 +87,15 @@ class AttentionHeadTask(AuxiliaryTask):
         """
         attention = ops.stop_gradient(attention)
         batch_size = ops.shape(attention)[0]
-        draws = 1 if self.head_sampling == "per_batch" else batch_size
-        heads = keras.random.randint(
-            (draws,), 0, self.num_heads, seed=self.seed_generator
-        )
+        def draw(count):
+            return keras.random.randint(
+                (count,), 0, self.num_heads, seed=self.seed_generator
+            )
+
+        if self.head_sampling == "per_batch":
+            heads = draw(1)  # the same on every replica
+        else:
+            heads = draw_for_replica(draw, batch_size)
         heads = ops.broadcast_to(heads, (batch_size,))
         class_rows = attention[:, :, 0, 1:]  # [B, H, N]
         scores = ops.take_along_axis(

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_ssl.methods.supervised import classifier_class_for
 
 
@@ -92,7 +93,8 @@ class DINOHead(keras.layers.Layer):
         kernel = ops.cast(self.last_kernel, "float32")
         if last_layer_gate is not None:
             frozen = ops.stop_gradient(kernel)
-            kernel = frozen + last_layer_gate * (kernel - frozen)
+            gate = ops.cast(last_layer_gate, "float32")  # autocast to float16
+            kernel = frozen + gate * (kernel - frozen)
         kernel = kernel / ops.maximum(ops.norm(kernel, axis=0, keepdims=True), 1e-12)
         return ops.matmul(hidden, kernel)
 
@@ -534,7 +536,7 @@ class DINO(keras.Model):
             self.update_training_state(y_pred["teacher"])
         for penalty in self.losses:  # layer regularisers, if any
             loss = loss + ops.cast(penalty, "float32")
-        return loss
+        return scale_loss_for_replicas(loss)
 
     def total_loss(self, dino_loss, y_pred):
         """The loss to minimise (a subclass adds its terms)."""

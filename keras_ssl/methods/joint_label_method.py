@@ -5,6 +5,7 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_ssl.methods.auxiliary_task import AuxiliaryTask
 from keras_ssl.methods.supervised import Supervised
 from keras_ssl.methods.supervised import classifier_class_for
@@ -193,10 +194,10 @@ class JointLabelMethod(Supervised):
     ):
         if self.self_distillation or not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
-        loss = self.task.weight * self.task.compute_task_loss(
-            y_pred[self.task.name], y
+        loss = scale_loss_for_replicas(
+            self.task.weight * self.task.compute_task_loss(y_pred[self.task.name], y)
         )
-        for extra in self.losses:
+        for extra in self.losses:  # Keras scales these itself
             loss = loss + self._aggregate_additional_loss(extra)
         return loss
 

@@ -10,9 +10,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_ssl.distribute.replicas import gather_replicas
 from keras_ssl.methods.supervised import default_preprocessor
 from keras_ssl.ops.contrastive import enqueue
-from keras_ssl.ops.contrastive import gather_replicas
 from keras_ssl.ops.contrastive import info_nce_logits
 from keras_ssl.ops.contrastive import l2_normalize
 from keras_ssl.ops.contrastive import momentum_update

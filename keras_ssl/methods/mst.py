@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import draw_for_replica
 from keras_ssl.methods.dino import DINO
 from keras_ssl.methods.dino import _check_fraction
 
@@ -203,8 +204,17 @@ class MST(DINO):
         if not training or self.mask_strategy == "none":
             return None
         importance = self.patch_importance(attention)
-        draw = keras.random.uniform(ops.shape(importance), seed=self.seed_generator)
-        mask = draw < self.mask_probability
+        # Rows are the global views' images, view after view.
+        views = self.num_global_crops
+        per_view = ops.reshape(importance, (views, -1, importance.shape[-1]))
+        draw = draw_for_replica(
+            lambda count: keras.random.uniform(
+                (views, count, importance.shape[-1]), seed=self.seed_generator
+            ),
+            ops.shape(per_view)[1],
+            axis=1,
+        )
+        mask = ops.reshape(draw, ops.shape(importance)) < self.mask_probability
         if self.mask_strategy == "attention":
             mask = ops.logical_and(mask, self.mask_candidates(importance))
         return mask

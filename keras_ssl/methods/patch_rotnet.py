@@ -11,6 +11,7 @@ it.
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import draw_for_replica
 from keras_ssl.methods.rotnet import RotationPretext
 from keras_ssl.ops import all_rotations
 from keras_ssl.ops import patch_size_for
@@ -68,12 +69,15 @@ class PatchPretext(RotationPretext):
         """Top-left corners `[B, 2]` drawn uniformly so the patch fits."""
         size = images.shape[1]
         side = self._check_patch_size(size)
-        return keras.random.randint(
-            (ops.shape(images)[0], 2),
-            minval=0,
-            maxval=size - side + 1,
-            dtype="int32",
-            seed=self.seed_generator,
+        return draw_for_replica(
+            lambda count: keras.random.randint(
+                (count, 2),
+                minval=0,
+                maxval=size - side + 1,
+                dtype="int32",
+                seed=self.seed_generator,
+            ),
+            ops.shape(images)[0],
         )
 
     def generate_views(self, images, offsets=None):

@@ -13,18 +13,19 @@ import time
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import gather_replicas
+from keras_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_ssl.methods.moco import MoCoV2
 from keras_ssl.ops.attention_filter import attention_heatmap
 from keras_ssl.ops.attention_filter import filter_views
 from keras_ssl.ops.contrastive import enqueue
-from keras_ssl.ops.contrastive import gather_replicas
+from keras_ssl.ops.prototypes import NEGATIVE_RULES
 from keras_ssl.ops.prototypes import calibrated_target
 from keras_ssl.ops.prototypes import confidence
 from keras_ssl.ops.prototypes import diversity_loss
 from keras_ssl.ops.prototypes import hierarchical_kmeans
 from keras_ssl.ops.prototypes import hierarchy_labels
 from keras_ssl.ops.prototypes import kl_divergence
-from keras_ssl.ops.prototypes import NEGATIVE_RULES
 
 
 class PrototypeClustering(keras.callbacks.Callback):
@@ -261,6 +262,8 @@ class SegAS(MoCoV2):
 
     def prototype_targets(self, keys, prototypes):
         """The calibrated target p^k at each level (Eqs. 6-9), no gradient."""
+        # Prototype maths (softmax, KL) in float32 under mixed precision.
+        keys = ops.cast(keys, "float32")
         similarity = [ops.matmul(keys, ops.transpose(c)) for c in prototypes]
         parents = [p.value for p in self.parents]
         labels = hierarchy_labels(ops.argmax(similarity[0], axis=-1), parents)
@@ -276,6 +279,7 @@ class SegAS(MoCoV2):
 
     def predict_prototypes(self, queries, prototypes):
         """`(log p, p)` of p^{qj} = softmax(S(z^{qj}, C) / tau_t) per level."""
+        queries = ops.cast(queries, "float32")
         logits = [
             ops.matmul(queries, ops.transpose(c)) / self.prediction_temperature
             for c in prototypes
@@ -316,12 +320,24 @@ class SegAS(MoCoV2):
             second_log_p, second_p = self.predict_prototypes(second, prototypes)
             loss += self.beta * hierarchical_procr(second_log_p)
             loss += self.diversity_weight * diversity_loss(
-                first_p, second_p, first, second, self.margin
+                first_p, second_p, ops.cast(first, "float32"),
+                ops.cast(second, "float32"), self.margin,
             )
-        self.add_loss(self.prototypes_ready * loss)
         if training:
             self.remember(keys)
-        return logits
+        # Returned, not `add_loss`-ed: under MirroredStrategy the replicas
+        # share the model's `losses` list, so each would add both terms.
+        return {"logits": logits, "prototype_loss": self.prototypes_ready * loss}
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        loss = super().compute_loss(x, y, y_pred["logits"], None, training)
+        prototype_loss = ops.cast(y_pred["prototype_loss"], loss.dtype)
+        return loss + scale_loss_for_replicas(prototype_loss)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, y_pred["logits"])
 
     def remember(self, keys):
         """Writes the (global) batch's keys into the FIFO memory bank."""

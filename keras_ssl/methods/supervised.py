@@ -3,6 +3,7 @@ import tensorflow as tf
 from keras import ops
 from keras_hub.models import ImageClassifier
 
+from keras_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_ssl.hub.keras_hub_internals import list_subclasses
 from keras_ssl.utils.validation import with_label_check
 
@@ -230,7 +231,9 @@ class Supervised(keras.Model):
             x, y, y_pred["logits"], sample_weight, training
         )
         for task in self.auxiliary_tasks:
-            task_loss = task.compute_task_loss(y_pred[task.name], y)
+            task_loss = scale_loss_for_replicas(
+                task.compute_task_loss(y_pred[task.name], y)
+            )
             loss = loss + task.weight * ops.cast(task_loss, loss.dtype)
         return loss
 

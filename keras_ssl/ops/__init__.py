@@ -12,7 +12,6 @@ from keras_ssl.ops.patches import paste_patches
 from keras_ssl.ops.patches import patch_size_for
 from keras_ssl.ops.patches import patched_rotations
 from keras_ssl.ops.contrastive import enqueue
-from keras_ssl.ops.contrastive import gather_replicas
 from keras_ssl.ops.contrastive import info_nce_logits
 from keras_ssl.ops.contrastive import info_nce_loss
 from keras_ssl.ops.contrastive import l2_normalize

@@ -8,6 +8,8 @@ Adapting Multi-granularity Tasks", section 3.3. Backend-agnostic
 import keras
 from keras import ops
 
+from keras_ssl.distribute.replicas import draw_for_replica
+
 
 def attention_heatmap(feature_map, image_size):
     """A^c: the channel sum of a feature map, min-max normalised to [0, 1]
@@ -51,7 +53,9 @@ def random_filter(shape, area_fraction, seed):
     """
     batch, height, width = shape
     area_fraction = ops.convert_to_tensor(area_fraction, "float32")
-    draws = keras.random.uniform((batch, 3), seed=seed)
+    draws = draw_for_replica(
+        lambda count: keras.random.uniform((count, 3), seed=seed), batch
+    )
     log_ratio = (draws[:, 0] * 2.0 - 1.0) * ops.log(2.0)
     area = area_fraction * height * width
     box_h = ops.minimum(ops.sqrt(area * ops.exp(log_ratio)), float(height))
@@ -93,10 +97,13 @@ def filter_views(images, heatmap, rate, omega, sigma, seed, random_probability=0
     """
     images = ops.convert_to_tensor(images)
     heatmap = ops.convert_to_tensor(heatmap, images.dtype)
-    rate = ops.convert_to_tensor(rate, images.dtype)
+    # Compared with float32 draws, so float32 under mixed precision too.
+    rate = ops.cast(rate, "float32")
     shape = ops.shape(images)
     height, width = images.shape[1], images.shape[2]
-    draws = keras.random.uniform((shape[0], 2), seed=seed)
+    draws = draw_for_replica(
+        lambda count: keras.random.uniform((count, 2), seed=seed), shape[0]
+    )
     filtered = draws[:, 0] < rate
     use_random = draws[:, 1] < random_probability
     attention_mask = attention_filter(heatmap, omega, sigma)

@@ -7,7 +7,6 @@ Contrastive Learning" (MoCo v2). Backend-agnostic `keras.ops`; the state
 `assign`, so Keras collects the updates on JAX as it does BatchNorm's.
 """
 
-import keras
 from keras import ops
 
 
@@ -72,22 +71,3 @@ def enqueue(queue, pointer, items):
     rows = ops.mod(pointer + ops.arange(count, dtype="int32"), size)
     queue.assign(ops.scatter_update(queue, rows[:, None], items))
     pointer.assign(ops.mod(pointer + count, size))
-
-
-def gather_replicas(x):
-    """Concatenates `x` over the replicas of a `tf.distribute` strategy.
-
-    MoCo enqueues the keys of the whole (global) batch, so that every
-    replica's queue holds the same negatives. Under a TensorFlow strategy
-    each replica sees its own part of the batch and this all-gathers them
-    in replica order; elsewhere (one device, or JAX's `DataParallel`, whose
-    compiled step sees the global batch) it returns `x`.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return x
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return x
-    return context.all_gather(x, axis=0)
