@@ -17,7 +17,7 @@ from keras_hub.src.utils import preset_utils
 
 import keras_ssl
 from keras_ssl import hub
-from keras_ssl.hub import presets as presets_module
+from keras_ssl.hub import registry as registry_module
 
 REPO_ID = "keras-ssl-test/tiny"
 MAIN_COMMIT = "a" * 40
@@ -191,7 +191,7 @@ def test_hf_not_cached_offline_error(offline_loads, hf_cache):
 @pytest.fixture
 def registry(monkeypatch, tmp_path):
     """Isolate the keras_ssl and keras-hub registries and the weights dir."""
-    monkeypatch.setattr(presets_module, "_PRESETS", {})
+    monkeypatch.setattr(registry_module, "_PRESETS", {})
     monkeypatch.setattr(
         preset_utils, "BUILTIN_PRESETS", dict(preset_utils.BUILTIN_PRESETS)
     )
@@ -204,7 +204,7 @@ def registry(monkeypatch, tmp_path):
     )
     weights = tmp_path / "weights"
     weights.mkdir()
-    monkeypatch.setenv(hub.presets.WEIGHTS_DIR_ENV, str(weights))
+    monkeypatch.setenv(registry_module.WEIGHTS_DIR_ENV, str(weights))
     return str(weights)
 
 

@@ -11,8 +11,8 @@ import huggingface_hub
 from huggingface_hub import errors as hf_errors
 
 from keras_ssl.hub.preflight import check_preset_folder
-from keras_ssl.hub.presets import HF_PREFIX
-from keras_ssl.hub.presets import _parse_hf_handle
+from keras_ssl.hub.hf_handles import HF_PREFIX
+from keras_ssl.hub.hf_handles import parse_hf_handle
 
 
 def publish_preset(
@@ -103,7 +103,7 @@ def _upload_repo_id(uri):
             f"Expected an 'hf://owner/repo' target. Received: uri={uri!r}. "
             "For Kaggle, use `keras_hub.upload_preset`."
         )
-    hf_uri = _parse_hf_handle(uri)
+    hf_uri = parse_hf_handle(uri)
     if hf_uri.revision or hf_uri.path_in_repo:
         raise ValueError(
             "Publish targets are plain 'hf://owner/repo', so that keras-hub "

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras_hub.layers import ImageConverter
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -3,7 +3,7 @@
 import keras
 from keras_hub.models import Backbone
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 from keras_ssl.utils.validation import check_image_shape
 from keras_ssl.utils.validation import static_shape
 

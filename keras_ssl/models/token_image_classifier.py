@@ -3,7 +3,7 @@ from keras import ops
 from keras_hub.models import ImageClassifier
 from keras_hub.models import Task
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 
 
 class TokenImageClassifier(PresetMixin, ImageClassifier):

@@ -3,7 +3,7 @@
 import json
 import os
 
-from keras_ssl.hub.presets import resolve_preset
+from keras_ssl.hub.resolve import resolve_preset
 from keras_ssl.models.converters import convert_crate
 from keras_ssl.models.converters import convert_keras_hub
 from keras_ssl.models.converters import convert_timm

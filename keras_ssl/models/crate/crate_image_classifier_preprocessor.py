@@ -1,7 +1,7 @@
 import keras
 from keras_hub.models import ImageClassifierPreprocessor
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 from keras_ssl.models.crate.crate_backbone import CRATEBackbone
 from keras_ssl.models.crate.crate_image_converter import CRATEImageConverter
 

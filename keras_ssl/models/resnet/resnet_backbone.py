@@ -3,7 +3,7 @@ import math
 import keras
 from keras_hub.models import FeaturePyramidBackbone
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 from keras_ssl.models.resnet.resnet_layers import BLOCK_TYPES
 from keras_ssl.models.resnet.resnet_layers import SHORTCUT_TYPES
 from keras_ssl.models.resnet.resnet_layers import STEM_TYPES

@@ -1,7 +1,7 @@
 import keras
 from keras_hub.models import ImageClassifierPreprocessor
 
-from keras_ssl.hub.presets import PresetMixin
+from keras_ssl.hub.preset_mixin import PresetMixin
 from keras_ssl.models.vit.vit_backbone import ViTBackbone
 from keras_ssl.models.vit.vit_image_converter import ViTImageConverter
 
