@@ -68,8 +68,10 @@ from scripts.benchmarking.measure import backend_memory_info  # noqa: E402
 from scripts.benchmarking.measure import keras_steps  # noqa: E402
 from scripts.benchmarking.measure import time_interleaved  # noqa: E402
 from scripts.benchmarking.measure import torch_steps  # noqa: E402
+from scripts.benchmarking.methods import METHOD_BASELINES  # noqa: E402
 from scripts.benchmarking.methods import METHOD_MODELS  # noqa: E402
 from scripts.benchmarking.methods import METHODS  # noqa: E402
+from scripts.benchmarking.methods import step_inputs  # noqa: E402
 from scripts.benchmarking.models import IMAGE_SIZE  # noqa: E402
 from scripts.benchmarking.models import MODELS  # noqa: E402
 from scripts.benchmarking.models import NUM_CLASSES  # noqa: E402
@@ -102,7 +104,8 @@ def benchmark_model(name, methods, args):
         keras.utils.set_random_seed(0)
         backbone, classifier_cls = build(args.quick)
         models[method] = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
-        implementations[method] = keras_steps(models[method], images, labels)
+        x, y = step_inputs(method, images, labels)
+        implementations[method] = keras_steps(models[method], x, y)
     if "supervised" in methods and build_reference is not None:
         torch.manual_seed(0)
         reference = build_reference(args.quick)
@@ -165,9 +168,10 @@ def memory_probe(name, method, args):
     keras.utils.set_random_seed(0)
     backbone, classifier_cls = build(args.quick)
     model = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+    x, y = step_inputs(method, images, labels)
     built = RSSSampler.rss()
     for _ in range(args.steps + 1):
-        model.train_on_batch(images, labels)
+        model.train_on_batch(x, y)
     # The kernel's high-water mark of this process' RSS (`ru_maxrss` would
     # carry the parent's over from fork).
     with open("/proc/self/status") as f:
@@ -276,7 +280,10 @@ def main(argv=None):
         },
         "results": [],
     }
-    methods = list(dict.fromkeys(["supervised", *args.method]))
+    # Each method's baseline runs beside it, so its ratio is taken under the
+    # same load.
+    baselines = [METHOD_BASELINES.get(method, "supervised") for method in args.method]
+    methods = list(dict.fromkeys(["supervised", *baselines, *args.method]))
     for name in args.models:
         applicable = [
             method
@@ -298,7 +305,7 @@ def main(argv=None):
             )
         report["results"].extend(rows)
         keras.backend.clear_session()
-    add_method_ratios(report["results"])
+    add_method_ratios(report["results"], METHOD_BASELINES)
     # Keras resolves "auto" per backend and device, alike for every model.
     report["jit_compile"] = report["results"][0]["jit_compile"]
     report["machine"]["load_average_end"] = os.getloadavg()

@@ -116,13 +116,13 @@ def time_interleaved(steps_fns, batch_size, warmup, runs, steps):
     }
 
 
-def keras_steps(model, images, labels):
+def keras_steps(model, x, y):
     """Forward and train-step functions of a compiled Keras model."""
     # `predict_on_batch` and `train_on_batch` return NumPy values, so each
     # call waits for JAX's asynchronous dispatch to finish.
     return (
-        lambda: model.predict_on_batch(images),
-        lambda: model.train_on_batch(images, labels),
+        lambda: model.predict_on_batch(x),
+        lambda: model.train_on_batch(x, y),
     )
 
 

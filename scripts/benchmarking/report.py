@@ -4,15 +4,17 @@ import os
 import re
 
 
-def add_method_ratios(rows):
-    """Sets the ratio of each non-supervised row to supervised, same model."""
-    supervised = {
-        row["model"]: row
+def add_method_ratios(rows, baselines):
+    """Sets the ratio of each non-supervised row to its baseline's row on the
+    same model: `baselines[method]`, else supervised."""
+    ours = {
+        (row["model"], row["method"]): row
         for row in rows
-        if row["method"] == "supervised" and "keras_ssl" in row["implementation"]
+        if "keras_ssl" in row["implementation"]
     }
     for row in rows:
-        base = supervised.get(row["model"])
+        baseline = baselines.get(row["method"], "supervised")
+        base = ours.get((row["model"], baseline))
         if row["method"] != "supervised" and base is not None:
             for phase in ("forward", "train"):
                 row[phase]["ratio"] = (
@@ -80,8 +82,9 @@ def markdown_section(report):
     lines += [
         "",
         "\"Ours / ref\" divides our images/s by the reference's (PyTorch "
-        "rows) or, for methods other than supervised, by the supervised "
-        "row of the same backbone. Memory: on CPU only the process RSS is "
+        "rows) or, for methods other than supervised, by the row of the "
+        "method's baseline on the same backbone (DINO for MST, supervised "
+        "for the others). Memory: on CPU only the process RSS is "
         "available; the column is its peak growth during a timed run over "
         "the value at the run's start, i.e. working memory, not weights. "
         "Memory that an allocator kept from the warm-up step is reused "
