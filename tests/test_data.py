@@ -386,3 +386,16 @@ def test_bad_options():
         data.load_dataset(
             "sample", augment=data.multi_crop(16, 8), num_views=2
         )
+
+
+def test_drop_remainder_says_how_many_images_it_drops(caplog):
+    images = np.zeros((10, 8, 8, 3), "uint8")
+    labels = np.arange(10) % 2
+    with caplog.at_level("WARNING", logger="keras_ssl.data"):
+        dataset = data.load_dataset((images, labels), batch_size=4, drop_remainder=True)
+    assert sum(len(batch) for batch, _ in dataset) == 8
+    assert "10 images in batches of 4; the last 2 of each epoch are dropped" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="keras_ssl.data"):
+        data.load_dataset((images, labels), batch_size=5, drop_remainder=True)
+    assert "dropped" not in caplog.text

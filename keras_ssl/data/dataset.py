@@ -1,9 +1,13 @@
 """`load_dataset`: one `tf.data` pipeline for every kind of dataset spec."""
 
+import logging
+
 import tensorflow as tf
 
 from keras_ssl.data import augment as augment_lib
 from keras_ssl.data import sources
+
+logger = logging.getLogger("keras_ssl.data")
 
 
 def load_dataset(
@@ -172,6 +176,16 @@ def load_dataset(
     )
     dataset = tf.data.Dataset.zip((dataset, element_seeds))
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dropped = source.info.num_examples % batch_size
+    if drop_remainder and dropped and not repeat:
+        # Shuffled, so a different few each epoch; said so nothing is
+        # dropped silently.
+        logger.warning(
+            "%s split '%s': %d images in batches of %d; the last %d of each "
+            "epoch are dropped (drop_remainder=True).",
+            source.info.kind, split, source.info.num_examples, batch_size,
+            dropped,
+        )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     if with_info:
