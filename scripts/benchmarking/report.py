@@ -62,7 +62,7 @@ def markdown_section(report):
         "| Model | Implementation | Method | Params (M) "
         "| Forward img/s | Ours / ref | Train img/s | Ours / ref "
         "| RSS growth fwd / train (MB) |"
-        + (" Peak train memory (MB) | / supervised |" if peak else ""),
+        + (" Peak train memory (MB) | / baseline |" if peak else ""),
         "|---|---|---|--:|--:|--:|--:|--:|--:|" + ("--:|--:|" if peak else ""),
     ]
     for row in report["results"]:
