@@ -83,3 +83,23 @@ def test_method_rows_are_interleaved_ratios_with_peak_memory(tmp_path):
         sfe["peak_train_mb"] / supervised["peak_train_mb"]
     )
     assert "Peak train memory" in (tmp_path / "B.md").read_text()
+
+
+def test_a_method_is_compared_with_its_baseline():
+    from scripts.benchmarking.report import add_method_ratios
+
+    def row(method, train, peak):
+        return {
+            "model": "vit_t4", "method": method,
+            "implementation": "keras_ssl (test)", "peak_train_mb": peak,
+            "forward": {"images_per_s": 2 * train}, "train": {"images_per_s": train},
+        }
+
+    supervised = row("supervised", 20.0, 100.0)
+    dino = row("dino", 5.0, 300.0)
+    mst = row("mst", 4.0, 330.0)
+    add_method_ratios([supervised, dino, mst], {"mst": "dino"})
+    assert dino["train"]["ratio"] == pytest.approx(5.0 / 20.0)
+    assert mst["train"]["ratio"] == pytest.approx(4.0 / 5.0)
+    assert mst["peak_train_ratio"] == pytest.approx(330.0 / 300.0)
+    assert "ratio" not in supervised["train"]
