@@ -135,8 +135,12 @@ def test_a_recipe_writes_a_complete_preset_folder(tmp_path):
     predictions = np.argmax(keras.ops.convert_to_numpy(classifier.predict(images, verbose=0)), -1)
     accuracy = float(np.mean(predictions == keras.ops.convert_to_numpy(labels)))
     assert accuracy == pytest.approx(summary["metrics"]["preset_accuracy"], abs=1e-6)
-    # ... and it learned something in two epochs (chance is 0.10).
-    assert summary["metrics"]["accuracy"] > 0.15
+    # ... and training learned something in two epochs (chance is 0.10).
+    # Held-out accuracy is no test of that here: after 30 steps at learning
+    # rate 0.1 it swings from epoch to epoch (0.22 then 0.13 on PyTorch on an
+    # AVX-512 CPU), so whether it clears chance depends on the CPU's rounding.
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert float(rows[1]["accuracy"]) > 0.15
 
 
 def test_a_method_card_states_the_difference_to_its_twin(tmp_path):
