@@ -21,18 +21,20 @@ NUM_CLASSES = 10
 QUICK_LAYERS = 2  # Transformer depth in `--quick` mode.
 
 
-def _token_layers(quick):
-    return {"num_layers": QUICK_LAYERS} if quick else {}
+def tiny_patch4_builder(backbone_cls, classifier_cls):
+    """Builder of a token backbone's "tiny" size with 4x4 patches."""
 
+    def build(quick):
+        layers = {"num_layers": QUICK_LAYERS} if quick else {}
+        backbone = backbone_cls.from_size(
+            "tiny",
+            image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+            patch_size=4,
+            **layers,
+        )
+        return backbone, classifier_cls
 
-def build_vit_t4(quick):
-    backbone = ViTBackbone.from_size(
-        "tiny",
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        patch_size=4,
-        **_token_layers(quick),
-    )
-    return backbone, ViTImageClassifier
+    return build
 
 
 def build_vit_t4_reference(quick):
@@ -44,16 +46,6 @@ def build_vit_t4_reference(quick):
         num_classes=NUM_CLASSES,
         depth=QUICK_LAYERS if quick else 12,
     )
-
-
-def build_crate_t4(quick):
-    backbone = CRATEBackbone.from_size(
-        "tiny",
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        patch_size=4,
-        **_token_layers(quick),
-    )
-    return backbone, CRATEImageClassifier
 
 
 def build_crate_t4_reference(quick):
@@ -101,10 +93,15 @@ def build_resnet18_reference(quick):
 
 # name -> (label, our builder, reference label, reference builder or None).
 MODELS = {
-    "vit_t4": ("ViT-T/4", build_vit_t4, "timm", build_vit_t4_reference),
+    "vit_t4": (
+        "ViT-T/4",
+        tiny_patch4_builder(ViTBackbone, ViTImageClassifier),
+        "timm",
+        build_vit_t4_reference,
+    ),
     "crate_t4": (
         "CRATE-T/4",
-        build_crate_t4,
+        tiny_patch4_builder(CRATEBackbone, CRATEImageClassifier),
         "PyTorch CRATE reference",
         build_crate_t4_reference,
     ),
