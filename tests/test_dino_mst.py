@@ -202,6 +202,30 @@ def test_fit_on_real_images_gives_a_finite_falling_loss():
         assert history[name][-1] < 0.85 * history[name][0], history
 
 
+@pytest.mark.multibackend
+def test_a_trained_mst_saved_as_keras_file_loads_and_resumes(tmp_path):
+    model = MST(tiny_vit(image_size=16), seed=0, **SMALL_HEAD)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    views = real_views(8, size=16)
+    model.fit(views, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "mst.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    # Student, teacher, centre, step counters and the optimizer's state.
+    assert len(loaded.variables) == len(model.variables)
+    for saved, restored in zip(model.variables, loaded.variables):
+        # Keras saves no random-generator state: draws restart from the seed.
+        if not saved.path.endswith("seed_generator_state"):
+            np.testing.assert_array_equal(to_numpy(restored), to_numpy(saved))
+    assert loaded.optimizer is not None
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(to_numpy(restored), to_numpy(saved))
+    history = loaded.fit(views, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert float(to_numpy(loaded.step)) == 2.0
+
+
+
 def test_mst_on_crate_trains_under_mirrored_strategy_with_the_global_centre():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")

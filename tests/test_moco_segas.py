@@ -239,7 +239,7 @@ def test_moco_key_encoder_follows_the_ema_and_queues_the_keys():
 
 
 @pytest.mark.multibackend
-def test_moco_and_segas_fit_with_falling_loss_on_real_images():
+def test_moco_and_segas_fit_with_falling_loss_on_real_images_and_save(tmp_path):
     moco = MoCoV2(tiny_resnet(), queue_size=16, momentum=0.9, **SMALL)
     moco.compile(optimizer=keras.optimizers.Adam(3e-3))
     data = views_dataset(MoCoV2Augment(16, **LIGHT))
@@ -265,6 +265,23 @@ def test_moco_and_segas_fit_with_falling_loss_on_real_images():
     assert losses[-1] < 0.95 * losses[0], losses
     prototypes = to_numpy(segas.prototypes[0])
     np.testing.assert_allclose(np.linalg.norm(prototypes, axis=1), 1, rtol=1e-4)
+
+
+    # A `.keras` file keeps every piece of state (queue, memory bank,
+    # prototypes, optimizer) and the loaded model resumes `fit`.
+    path = str(tmp_path / "segas.keras")
+    segas.save(path)
+    loaded = keras.saving.load_model(path)
+    assert len(loaded.variables) == len(segas.variables)
+    for saved, restored in zip(segas.variables, loaded.variables):
+        # Keras saves no random-generator state: draws restart from the seed.
+        if not saved.path.endswith("seed_generator_state"):
+            np.testing.assert_array_equal(to_numpy(restored), to_numpy(saved))
+    assert int(to_numpy(loaded.optimizer.iterations)) == int(
+        to_numpy(segas.optimizer.iterations)
+    )
+    resumed = loaded.fit(data, epochs=1, verbose=0).history["loss"]
+    assert np.isfinite(resumed[0]), resumed
 
 
 def test_segas_trains_under_mirrored_strategy_with_global_negatives():

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_ssl.distribute.replicas import scale_loss_for_replicas
+from keras_ssl.methods.method_model import MethodModel
 from keras_ssl.methods.supervised import classifier_class_for
 
 
@@ -174,7 +175,7 @@ def _check_fraction(value, name, low_open=True, example="0.1"):
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
-class DINO(keras.Model):
+class DINO(MethodModel):
     """DINO: self-distillation of a momentum teacher with centring and
     sharpening.
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_ssl.distribute.replicas import gather_replicas
+from keras_ssl.methods.method_model import MethodModel
 from keras_ssl.methods.supervised import default_preprocessor
 from keras_ssl.ops.contrastive import enqueue
 from keras_ssl.ops.contrastive import info_nce_logits
@@ -31,7 +32,7 @@ def projection_head(hidden_dim, output_dim, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
-class MoCoV2(keras.Model):
+class MoCoV2(MethodModel):
     """MoCo v2: contrast a query view against its key and a queue of keys.
 
     Chen et al. 2020, "Improved Baselines with Momentum Contrastive
@@ -281,12 +282,6 @@ class MoCoV2(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         config = super().get_config()

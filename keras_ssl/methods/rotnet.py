@@ -9,12 +9,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_ssl.methods.method_model import MethodModel
 from keras_ssl.methods.supervised import default_preprocessor
 from keras_ssl.ops import all_rotations
 from keras_ssl.utils.validation import check_image_shape
 
 
-class RotationPretext(keras.Model):
+class RotationPretext(MethodModel):
     """Base of the rotation pretext tasks: views, encoder, head, loss.
 
     A subclass says how it builds the views of an image (`generate_views`)
@@ -143,12 +144,6 @@ class RotationPretext(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ from keras_hub.models import ImageClassifier
 
 from keras_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_ssl.hub.keras_hub_internals import list_subclasses
+from keras_ssl.methods.method_model import MethodModel
 from keras_ssl.utils.validation import with_label_check
 
 
@@ -44,7 +45,7 @@ def default_preprocessor(backbone, mean=None, std=None):
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
-class Supervised(keras.Model):
+class Supervised(MethodModel):
     """Supervised training of a backbone: the baseline of every method.
 
     Cross-entropy on the labels through the family's classifier (token or
@@ -283,16 +284,6 @@ class Supervised(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_compile_config(self):
-        return super().get_compile_config()
-
-    def compile_from_config(self, config):
-        # Our `compile` keeps Keras' signature, so the saved arguments apply.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def export_classifier(self, preset_dir):
         """Saves the inference classifier as a keras-hub preset folder."""
