@@ -198,6 +198,21 @@ print(f"identical weights on both processes: {same}")
 assert same
 
 """
+Both also report the same test accuracy. Keras' `DataParallel` gives each
+process its share of every global batch, and it would share a short last
+batch unevenly (one process then waits forever, the other reports its own
+share), so evaluation pads that batch with zero-weight copies of an
+example and counts only the real ones (`distribute.evaluate_top1`):
+"""
+
+reported = [
+    next(line for line in log.splitlines() if line.startswith("test accuracy"))
+    for _, log in results
+]
+print(*reported, sep="\n")
+assert len({line.split(";")[0] for line in reported}) == 1
+
+"""
 ## Mixed precision
 
 `distribute.set_precision("mixed_float16")` (or `--precision

@@ -82,7 +82,8 @@ def _load_split(args, split, training):
         validation_fraction=args.validation_fraction,
         data_dir=args.data_dir,
         download=not args.no_download,
-        # Equal shards for every replica and process (see _distributed_data).
+        # Equal shards for every replica and process; evaluation pads
+        # instead (distribute.evaluate_top1).
         drop_remainder=training and getattr(args, "distribute", "none") != "none",
         with_info=True,
     )
@@ -146,6 +147,7 @@ def train(args):
     args.output = _worker_output(args.output or "runs/train", args)
     args.dataset = args.dataset or "sample"
 
+    from keras_ssl import distribute
     from keras_ssl import methods
     from keras_ssl.hub import resolve_preset
 
@@ -167,7 +169,7 @@ def train(args):
             args.backbone, args.image_size or 32, args.patch_size, args.num_layers
         )
     train_data, info = _load_split(args, "train", training=True)
-    eval_split, (eval_data, _) = _evaluation_split(args)
+    eval_split, (eval_data, eval_info) = _evaluation_split(args)
     if info.num_classes is None:
         raise ValueError(
             f"The number of classes of '{args.dataset}' is unknown; "
@@ -227,23 +229,16 @@ def train(args):
         "distribution": getattr(args, "distribution", None),
         "arguments": _arguments(args),
     }
-    run = getattr(args, "run", None)
-    if run is not None and run.mode == "multi-worker":
-        # Keras' evaluate is not yet right across JAX processes (each
-        # process reported a different accuracy); no number beats a wrong one.
-        summary = (
-            f"evaluate the classifier on one machine: keras-ssl evaluate "
-            f"--model {classifier_dir} --dataset {args.dataset}"
-        )
-    else:
-        results = model.evaluate(eval_data, return_dict=True, verbose=0)
-        metrics["eval_split"] = eval_split
-        metrics[f"{eval_split}_accuracy"] = float(results["accuracy"])
-        metrics[f"{eval_split}_loss"] = float(results["loss"])
-        summary = (
-            f"{eval_split} accuracy: {results['accuracy']:.4f} "
-            f"({eval_split} loss {results['loss']:.4f})"
-        )
+    results = distribute.evaluate_top1(
+        model, eval_data, eval_info.num_examples, args.batch_size
+    )
+    metrics["eval_split"] = eval_split
+    metrics[f"{eval_split}_accuracy"] = results["accuracy"]
+    metrics[f"{eval_split}_loss"] = results["loss"]
+    summary = (
+        f"{eval_split} accuracy: {results['accuracy']:.4f} "
+        f"({eval_split} loss {results['loss']:.4f})"
+    )
     with open(os.path.join(args.output, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=2)
     print(f"{summary}; classifier preset and metrics.json in {args.output}")
@@ -437,6 +432,14 @@ def pretrain(args):
 
 def _evaluate_backbone(args):
     """k-NN, linear probe or fine-tuning of a backbone preset."""
+    run = getattr(args, "run", None)
+    if run is not None and run.mode == "multi-worker":
+        raise ValueError(
+            f"`--protocol {args.protocol}` gathers every feature on one "
+            "process, so it runs on one machine: drop `--distribute "
+            "multi-worker` (`--distribute mirrored` or `jax-data-parallel` "
+            "use this machine's devices)."
+        )
     import keras_hub
     import numpy as np
 
@@ -509,6 +512,7 @@ def evaluate(args):
     import keras_hub
 
     import keras_ssl  # noqa: F401  (registers our classes with keras-hub)
+    from keras_ssl import distribute
     from keras_ssl.hub import resolve_preset
 
     if args.protocol != "classifier":
@@ -519,16 +523,17 @@ def evaluate(args):
             f"{metrics['accuracy']:.4f} on {metrics['examples']} images"
         )
         return metrics
+    # Processes of a multi-worker run must build identical variables, even
+    # those the preset's weights then overwrite.
+    keras.utils.set_random_seed(args.seed)
     classifier = keras_hub.models.ImageClassifier.from_preset(
         resolve_preset(args.model)
     )
-    classifier.compile(
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
-    )
     split = args.eval_split or "test"
     data, info = _load_split(args, split, training=False)
-    results = classifier.evaluate(data, return_dict=True, verbose=args.verbose)
+    results = distribute.evaluate_top1(
+        classifier, data, info.num_examples, args.batch_size, verbose=args.verbose
+    )
     metrics = {
         "model": args.model,
         "dataset": str(args.dataset),

@@ -238,3 +238,26 @@ def test_synchronized_batch_norm_is_switched_off_for_saving():
     assert count == len(norms) > 0 and all(n.synchronized for n in norms)
     assert distribute.synchronize_batch_norm(model, False) == count
     assert not any(n.get_config()["synchronized"] for n in norms)
+
+
+@pytest.mark.multibackend
+def test_evaluation_pads_the_last_batch_and_leaves_the_padding_out():
+    data, info = load_dataset(sample_subset(100), split="train", batch_size=32,
+                              shuffle=False, with_info=True)
+    padded = list(distribute.pad_to_full_batches(data, info.num_examples, 32))
+    assert [len(labels) for _, labels, _ in padded] == [32, 32, 32, 32]
+    weights = np.concatenate([np.asarray(w) for _, _, w in padded])
+    assert weights.sum() == 100 and np.all(weights[100:] == 0)
+
+    model = methods.Supervised(resnet(), num_classes=10)
+    images = np.concatenate([np.asarray(x) for x, _ in data])
+    labels = np.concatenate([np.asarray(y) for _, y in data])
+    logits = np.asarray(model.predict(images, verbose=0), dtype="float64")
+    log_probabilities = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    results = distribute.evaluate_top1(model, data, info.num_examples, 32)
+    assert results["accuracy"] == pytest.approx(
+        np.mean(logits.argmax(-1) == labels), abs=1e-6
+    )
+    assert results["loss"] == pytest.approx(
+        -log_probabilities[np.arange(100), labels].mean(), rel=1e-4
+    )

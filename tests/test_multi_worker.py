@@ -51,6 +51,31 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     assert 0 < metrics["train_accuracy"] <= 1
     assert "2 processes" in metrics["distribution"]
 
+    # The 300 test images do not fill the last global batch of 64: both
+    # processes still report the accuracy one process measures on all 300.
+    worker_metrics = json.loads((output / "worker_1" / "metrics.json").read_text())
+    assert cli.main(["evaluate", "--model", str(output / "classifier"),
+                     "--dataset", "sample", "--batch-size", "64",
+                     "--output", str(tmp_path / "one"), "--verbose", "0"]) == 0
+    one_process = json.loads((tmp_path / "one" / "evaluation.json").read_text())
+    assert one_process["examples"] == 300
+    for reported in (metrics, worker_metrics):
+        assert reported["test_accuracy"] == pytest.approx(
+            one_process["accuracy"], abs=1e-6
+        )
+        assert reported["test_loss"] == pytest.approx(one_process["loss"], rel=1e-4)
+    results = launch_local(
+        [sys.executable, "-m", "keras_ssl.cli", "evaluate", "--model",
+         str(output / "classifier"), "--dataset", "sample", "--batch-size", "64",
+         "--distribute", "multi-worker", "--output", str(tmp_path / "two"),
+         "--verbose", "0"],
+        2, timeout=300, env=env,
+    )
+    expected = f"test accuracy: {one_process['accuracy']:.4f} on 300 images"
+    for process_id, (code, log) in enumerate(results):
+        assert code == 0, f"process {process_id}:\n{log[-3000:]}"
+        assert expected in log, log[-2000:]
+
 
 def test_a_worker_without_coordinator_names_the_address():
     script = (

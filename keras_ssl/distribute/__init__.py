@@ -10,6 +10,8 @@ from keras_ssl.distribute.distribution import scale_learning_rate
 from keras_ssl.distribute.distribution import set_precision
 from keras_ssl.distribute.distribution import split_cpu
 from keras_ssl.distribute.distribution import synchronize_batch_norm
+from keras_ssl.distribute.full_batches import evaluate_top1
+from keras_ssl.distribute.full_batches import pad_to_full_batches
 from keras_ssl.distribute.multi_worker import ClusterSpec
 from keras_ssl.distribute.multi_worker import initialize_workers
 from keras_ssl.distribute.multi_worker import launch_local
