@@ -109,6 +109,18 @@ def test_cli_trains_and_pretrains_under_mirrored_strategy(tmp_path, capsys):
     # The preset was saved with plain BatchNorm, so it loads on any backend.
     config = json.loads((tmp_path / "train" / "classifier" / "config.json").read_text())
     assert '"synchronized": true' not in json.dumps(config)
+    # Evaluation over 2 replicas, the last batch of 300 images padded,
+    # matches one device.
+    for mode in ("mirrored", "none"):
+        assert cli.main(["evaluate", "--model", str(tmp_path / "train" / "classifier"),
+                         "--dataset", "sample", "--batch-size", "32",
+                         "--distribute", mode, "--cpu-devices", "2",
+                         "--output", str(tmp_path / mode), "--verbose", "0"]) == 0
+    evaluations = [json.loads((tmp_path / mode / "evaluation.json").read_text())
+                   for mode in ("mirrored", "none")]
+    assert evaluations[0]["examples"] == 300
+    assert evaluations[0]["accuracy"] == pytest.approx(evaluations[1]["accuracy"], abs=1e-6)
+    assert evaluations[0]["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert cli.main(["pretrain", "--method", "moco_v2", "--backbone", "resnet8",
                      "--queue-size", "64", "--output", str(tmp_path / "moco"),
                      *common]) == 0
