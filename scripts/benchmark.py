@@ -61,6 +61,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from scripts.benchmarking.data_path import end_to_end_fit  # noqa: E402
 from scripts.benchmarking.environment import library_versions  # noqa: E402
 from scripts.benchmarking.environment import machine_info  # noqa: E402
 from scripts.benchmarking.measure import RSSSampler  # noqa: E402
@@ -192,6 +193,28 @@ def peak_train_memory(name, method, args):
     return json.loads(output.stdout.strip().splitlines()[-1])["peak_growth_mb"]
 
 
+def end_to_end_row(name, args):
+    """Supervised `fit` on `args.end_to_end`'s loader against in memory."""
+    label, build = MODELS[name][:2]
+
+    def build_model():
+        keras.utils.set_random_seed(0)
+        backbone, classifier_cls = build(args.quick)
+        return METHODS["supervised"](backbone, classifier_cls, NUM_CLASSES)
+
+    timing = end_to_end_fit(
+        build_model, args.end_to_end, args.batch_size, args.warmup, args.runs,
+        args.steps,
+    )
+    print(
+        f"  end-to-end fit: folder {timing['folder']['images_per_s']:,.1f} "
+        f"img/s, in memory {timing['in_memory']['images_per_s']:,.1f} img/s "
+        f"({timing['ratio']:.2f}x)",
+        flush=True,
+    )
+    return {"model": name, "label": label, "folder": args.end_to_end, **timing}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -234,6 +257,14 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--markdown-out", default=os.path.join(REPO_ROOT, "docs/BENCHMARKS.md")
+    )
+    parser.add_argument(
+        "--end-to-end",
+        metavar="FOLDER",
+        default=None,
+        help="Also time supervised `fit` fed by this image folder's loader "
+        "(JPEG decode + 'cifar' augmentation) against the same images in "
+        "memory (the end-to-end fit row).",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -304,6 +335,10 @@ def main(argv=None):
                 flush=True,
             )
         report["results"].extend(rows)
+        if args.end_to_end:
+            report.setdefault("end_to_end", []).append(
+                end_to_end_row(name, args)
+            )
         keras.backend.clear_session()
     add_method_ratios(report["results"], METHOD_BASELINES)
     # Keras resolves "auto" per backend and device, alike for every model.

@@ -103,3 +103,30 @@ def test_a_method_is_compared_with_its_baseline():
     assert mst["train"]["ratio"] == pytest.approx(4.0 / 5.0)
     assert mst["peak_train_ratio"] == pytest.approx(330.0 / 300.0)
     assert "ratio" not in supervised["train"]
+
+
+@pytest.mark.slow
+def test_end_to_end_fit_row_times_the_folder_loader_against_memory(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import sample_subset
+
+    images, labels = sample_subset(40)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "data" / "train" / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.astype("uint8")).save(folder / f"{index}.jpg")
+    benchmark = load_benchmark()
+    json_out = tmp_path / "e2e.json"
+    benchmark.main(
+        ["--quick", "--models", "resnet20", "--end-to-end", str(tmp_path / "data"),
+         "--json-out", str(json_out), "--markdown-out", str(tmp_path / "B.md")]
+    )
+    (row,) = json.loads(json_out.read_text())["end_to_end"]
+    assert row["folder"]["images_per_s"] > 0 and row["in_memory"]["images_per_s"] > 0
+    assert row["ratio"] == pytest.approx(
+        row["folder"]["images_per_s"] / row["in_memory"]["images_per_s"]
+    )
+    assert "| ResNet-20 (CIFAR) |" in (tmp_path / "B.md").read_text().split(
+        "End-to-end fit"
+    )[1]

@@ -98,6 +98,23 @@ def markdown_section(report):
             else ""
         ),
     ]
+    if report.get("end_to_end"):
+        lines += [
+            "",
+            "End-to-end fit (supervised `fit`, 'cifar' augmentation): images/s "
+            f"fed by the image-folder loader of `{report['end_to_end'][0]['folder']}` "
+            "(file reads and JPEG decoding in `tf.data`) and by the same "
+            "images decoded in memory; whole `fit` calls of `--steps` "
+            "batches are timed.",
+            "",
+            "| Model | Folder img/s | In memory img/s | Folder / in memory |",
+            "|---|--:|--:|--:|",
+        ]
+        for row in report["end_to_end"]:
+            lines.append(
+                f"| {row['label']} | {_rate(row['folder'])} "
+                f"| {_rate(row['in_memory'])} | {row['ratio']:.2f} |"
+            )
     return "\n".join(lines)
 
 
