@@ -89,6 +89,14 @@ def _load_split(args, split, training):
     )
 
 
+def _batches_per_epoch(data, num_examples, batch_size):
+    """Steps of one epoch, which sizes the schedules: the dataset's own
+    count, so a dropped remainder (distributed runs, paired views) is not
+    counted as a step."""
+    count = int(data.cardinality())
+    return count if count > 0 else -(-num_examples // batch_size)
+
+
 def _evaluation_split(args):
     """The held-out split to report: test if the data has one."""
     for split in (args.eval_split, "test", "validation"):
@@ -179,7 +187,7 @@ def train(args):
 
     method_cls = getattr(methods, TRAIN_METHODS[args.method])
     model = method_cls(backbone, num_classes, **preprocessor)
-    steps_per_epoch = -(-info.num_examples // args.batch_size)
+    steps_per_epoch = _batches_per_epoch(train_data, info.num_examples, args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if args.warmup_epochs else args.learning_rate,
         decay_steps=max(1, (args.epochs - args.warmup_epochs) * steps_per_epoch),
@@ -344,13 +352,12 @@ def _distillation_optimizer(args, steps_per_epoch):
     )
 
 
-def _pretrain_optimizer(args, num_examples):
+def _pretrain_optimizer(args, steps_per_epoch):
     import keras
 
     learning_rate = args.learning_rate
     weight_decay = 0.0 if args.weight_decay is None else args.weight_decay
     if args.schedule == "cosine":
-        steps_per_epoch = -(-num_examples // args.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             args.learning_rate, decay_steps=args.epochs * steps_per_epoch
         )
@@ -378,12 +385,11 @@ def pretrain(args):
     else:
         train_data, info = _load_split(args, "train", training=True)
     model = _build_pretrain_method(args, backbone, info.num_examples)
+    steps_per_epoch = _batches_per_epoch(train_data, info.num_examples, args.batch_size)
     if args.method in DISTILLATION_METHODS:
-        optimizer = _distillation_optimizer(
-            args, info.num_examples // args.batch_size
-        )
+        optimizer = _distillation_optimizer(args, steps_per_epoch)
     else:
-        optimizer = _pretrain_optimizer(args, info.num_examples)
+        optimizer = _pretrain_optimizer(args, steps_per_epoch)
     model.compile(optimizer=optimizer)
     # BackupAndRestore needs built weights to restore into.
     side = args.image_size or 32

@@ -113,3 +113,13 @@ def test_fine_tune_a_preset_with_a_method(tmp_path, capsys):
     # The fine-tuned preset keeps the normalisation of the preset it began from.
     converter = classifier.preprocessor.image_converter
     np.testing.assert_allclose(converter.mean, CIFAR10_MEAN)
+
+
+def test_schedules_count_the_batches_an_epoch_really_has():
+    from keras_ssl.data import load_dataset
+
+    # 1,500 images in batches of 64: 23 full ones and a remainder of 28,
+    # which distributed runs drop.
+    for drop_remainder, steps in ((True, 23), (False, 24)):
+        data = load_dataset("sample", batch_size=64, drop_remainder=drop_remainder)
+        assert cli._batches_per_epoch(data, 1500, 64) == steps
