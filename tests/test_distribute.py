@@ -244,7 +244,9 @@ def test_synchronized_batch_norm_is_switched_off_for_saving():
 def test_evaluation_pads_the_last_batch_and_leaves_the_padding_out():
     data, info = load_dataset(sample_subset(100), split="train", batch_size=32,
                               shuffle=False, with_info=True)
-    padded = list(distribute.pad_to_full_batches(data, info.num_examples, 32))
+    padded = distribute.pad_to_full_batches(data, info.num_examples, 32)
+    assert int(padded.cardinality()) == 4
+    padded = list(padded)
     assert [len(labels) for _, labels, _ in padded] == [32, 32, 32, 32]
     weights = np.concatenate([np.asarray(w) for _, _, w in padded])
     assert weights.sum() == 100 and np.all(weights[100:] == 0)

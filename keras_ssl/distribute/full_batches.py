@@ -32,7 +32,12 @@ def pad_to_full_batches(dataset, num_examples, batch_size):
     filler = examples.take(1).map(
         lambda images, labels, _: (images, labels, tf.constant(0.0))
     ).repeat(padding)
-    return examples.concatenate(filler).batch(batch_size, drop_remainder=True)
+    batches = examples.concatenate(filler).batch(batch_size, drop_remainder=True)
+    # `unbatch` loses the count, and Keras warns when a dataset of unknown
+    # length runs out.
+    return batches.apply(
+        tf.data.experimental.assert_cardinality(-(-num_examples // batch_size))
+    )
 
 
 def evaluate_top1(model, dataset, num_examples, batch_size, verbose=0):
