@@ -69,5 +69,7 @@ def enqueue(queue, pointer, items):
     size = queue.shape[0]
     count = ops.shape(items)[0]
     rows = ops.mod(pointer + ops.arange(count, dtype="int32"), size)
+    # The queue stays float32 under mixed precision; the keys may not be.
+    items = ops.cast(items, queue.dtype)
     queue.assign(ops.scatter_update(queue, rows[:, None], items))
     pointer.assign(ops.mod(pointer + count, size))
