@@ -81,6 +81,14 @@ from scripts.benchmarking.report import markdown_section  # noqa: E402
 from scripts.benchmarking.report import write_markdown  # noqa: E402
 
 
+def method_model(build, method, quick):
+    """A compiled `method` model on a fresh backbone from `build`, seeded so
+    that every run and process starts from the same weights."""
+    keras.utils.set_random_seed(0)
+    backbone, classifier_cls = build(quick)
+    return METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+
+
 def benchmark_model(name, methods, args):
     """Benchmarks one model trained by each of `methods` (and its reference).
 
@@ -102,9 +110,7 @@ def benchmark_model(name, methods, args):
     models = {}
     implementations = {}
     for method in methods:
-        keras.utils.set_random_seed(0)
-        backbone, classifier_cls = build(args.quick)
-        models[method] = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+        models[method] = method_model(build, method, args.quick)
         x, y = step_inputs(method, images, labels)
         implementations[method] = keras_steps(models[method], x, y)
     if "supervised" in methods and build_reference is not None:
@@ -166,9 +172,7 @@ def memory_probe(name, method, args):
     images = rng.uniform(size=(args.batch_size, IMAGE_SIZE, IMAGE_SIZE, 3))
     images = images.astype("float32")
     labels = rng.integers(0, NUM_CLASSES, size=(args.batch_size,)).astype("int32")
-    keras.utils.set_random_seed(0)
-    backbone, classifier_cls = build(args.quick)
-    model = METHODS[method](backbone, classifier_cls, NUM_CLASSES)
+    model = method_model(build, method, args.quick)
     x, y = step_inputs(method, images, labels)
     built = RSSSampler.rss()
     for _ in range(args.steps + 1):
@@ -196,15 +200,9 @@ def peak_train_memory(name, method, args):
 def end_to_end_row(name, args):
     """Supervised `fit` on `args.end_to_end`'s loader against in memory."""
     label, build = MODELS[name][:2]
-
-    def build_model():
-        keras.utils.set_random_seed(0)
-        backbone, classifier_cls = build(args.quick)
-        return METHODS["supervised"](backbone, classifier_cls, NUM_CLASSES)
-
     timing = end_to_end_fit(
-        build_model, args.end_to_end, args.batch_size, args.warmup, args.runs,
-        args.steps,
+        lambda: method_model(build, "supervised", args.quick), args.end_to_end,
+        args.batch_size, args.warmup, args.runs, args.steps,
     )
     print(
         f"  end-to-end fit: folder {timing['folder']['images_per_s']:,.1f} "
